@@ -1,0 +1,1 @@
+"""stackjax: entropy-regularized Stackelberg equilibria in JAX."""

@@ -1,0 +1,1 @@
+"""Discrete-time Stackelberg learners with an entropy-regularized (quantal) follower."""

@@ -1,0 +1,63 @@
+"""Errors of a candidate solution against a reference (MATH.md §9.2-9.3)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["evaluate", "sample_evaluation_points"]
+
+
+def sample_evaluation_points(key, game, num_points: int, scale: float = 1.0):
+    """``t ~ U[0, T]`` [N] and ``x ~ N(x0, scale^2 I_d)`` [N, d] (the default law of §9.1)."""
+    t_key, x_key = jax.random.split(key)
+    dtype = game.initial_state.dtype
+    t = jax.random.uniform(t_key, (num_points,), dtype) * game.horizon
+    x = game.initial_state + scale * jax.random.normal(x_key, (num_points, game.state_dim), dtype)
+    return t, x
+
+
+def _relative(diff, ref, axes):
+    num = jnp.sqrt(jnp.sum(diff**2, axis=axes))
+    den = jnp.sqrt(jnp.sum(ref**2, axis=axes))
+    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), num)
+
+
+def evaluate(candidate, reference, key, *, num_points: int = 2048, scale: float = 1.0) -> dict:
+    """Relative L2 errors of values and policies of ``candidate`` against ``reference``.
+
+    Both arguments need ``.value(t, x) -> [2, m]`` and ``.policy(t, x) -> GaussianPolicy``
+    (a `RiccatiSolution`, a neural `Solution`, or your own object) and ``reference.game``.
+
+    Sampling law ``nu``: ``t ~ U[0, T]``, ``x ~ N(x0, scale^2 I_d)``, all regimes at each point.
+
+    Returns:
+      A dict with ``value [2, m]`` (relative L2 over ``nu``), ``mean_leader [m]``,
+      ``mean_follower [m]`` (Euclidean norm), ``cov_leader [m]``, ``cov_follower [m]``
+      (Frobenius norm; absolute when the reference covariance is zero), ``value_at_x0 [2, m]``
+      (pointwise relative error at ``(0, x0)``), ``num_points`` and ``scale``.
+    """
+    game = reference.game
+    t, x = sample_evaluation_points(key, game, int(num_points), scale)
+
+    def at(obj):
+        return jax.vmap(obj.value)(t, x), jax.vmap(obj.policy)(t, x)
+
+    v_c, pol_c = at(candidate)
+    v_r, pol_r = at(reference)
+    x0, t0 = game.initial_state, jnp.zeros((), x.dtype)
+    v0_c, v0_r = candidate.value(t0, x0), reference.value(t0, x0)
+    return {
+        "value": _relative(v_c - v_r, v_r, 0),
+        "mean_leader": _relative(pol_c.mean_leader - pol_r.mean_leader, pol_r.mean_leader, (0, 2)),
+        "mean_follower": _relative(
+            pol_c.mean_follower - pol_r.mean_follower, pol_r.mean_follower, (0, 2)
+        ),
+        "cov_leader": _relative(pol_c.cov_leader - pol_r.cov_leader, pol_r.cov_leader, (0, 2, 3)),
+        "cov_follower": _relative(
+            pol_c.cov_follower - pol_r.cov_follower, pol_r.cov_follower, (0, 2, 3)
+        ),
+        "value_at_x0": jnp.abs(v0_c - v0_r) / jnp.abs(v0_r),
+        "num_points": int(num_points),
+        "scale": float(scale),
+    }

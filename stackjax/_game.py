@@ -1,0 +1,491 @@
+"""Game definitions: the control-quadratic protocol and the linear-quadratic game `LQGame`.
+
+MATH.md §1 (model) and §3.1 (the control-quadratic class). Every solver in stackjax only needs
+the pointwise coefficients of a game at one state and one regime (`Coefficients`); `LQGame`
+provides them for the linear-quadratic model, and any user pytree with the same methods (see
+`ControlQuadraticGame`) can be passed to `hjbi_residual`, `simulate` and the neural solver.
+
+Shape legend: d state, k1 leader control, k2 follower control, n noise columns, m regimes;
+a leading ``[2]`` axis is the player (0 = leader, 1 = follower).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+__all__ = [
+    "Coefficients",
+    "ControlQuadraticGame",
+    "LQGame",
+    "make_lq_game",
+    "load_game",
+    "default_float_dtype",
+]
+
+
+def default_float_dtype():
+    """float64 when `jax_enable_x64` is on, float32 otherwise."""
+    return jnp.zeros(()).dtype if jax.config.jax_enable_x64 else jnp.float32
+
+
+class Coefficients(struct.PyTreeNode):
+    """Pointwise coefficients of a control-quadratic game at one state and one regime (§3.1).
+
+    Drift ``b(x, u) = beta + B1 u1 + B2 u2``; diffusion column ``l``:
+    ``sigma^l(x, u) = c[l] + D1[l] u1 + D2[l] u2``; running cost of player ``k``:
+    ``f_k = f0[k] + 2 u1.w1[k] + 2 u2.w2[k] + u1.R11[k] u1 + 2 u1.R12[k] u2 + u2.R22[k] u2``.
+
+    Attributes:
+      beta: [d] control-free drift.
+      B1: [d, k1] leader control-to-drift matrix.
+      B2: [d, k2] follower control-to-drift matrix.
+      c: [n, d] control-free diffusion columns.
+      D1: [n, d, k1] leader control parts of the diffusion columns.
+      D2: [n, d, k2] follower control parts of the diffusion columns.
+      f0: [2] control-free running costs.
+      w1: [2, k1] leader-control linear cost coefficients (cost carries ``2 u1.w1``).
+      w2: [2, k2] follower-control linear cost coefficients.
+      R11: [2, k1, k1] symmetric leader-control cost blocks.
+      R12: [2, k1, k2] cross cost blocks (``R21 = R12^T``).
+      R22: [2, k2, k2] symmetric follower-control cost blocks.
+    """
+
+    beta: jax.Array
+    B1: jax.Array
+    B2: jax.Array
+    c: jax.Array
+    D1: jax.Array
+    D2: jax.Array
+    f0: jax.Array
+    w1: jax.Array
+    w2: jax.Array
+    R11: jax.Array
+    R12: jax.Array
+    R22: jax.Array
+
+    def drift(self, u1: jax.Array, u2: jax.Array) -> jax.Array:
+        """[d] drift ``beta + B1 u1 + B2 u2``."""
+        return self.beta + self.B1 @ u1 + self.B2 @ u2
+
+    def diffusion(self, u1: jax.Array, u2: jax.Array) -> jax.Array:
+        """[n, d] diffusion columns ``c + D1 u1 + D2 u2`` (row ``l`` is column ``l``)."""
+        return self.c + self.D1 @ u1 + self.D2 @ u2
+
+    def running_cost(self, u1: jax.Array, u2: jax.Array) -> jax.Array:
+        """[2] running costs ``f_k(x, u1, u2)`` of both players."""
+        quadratic = (
+            jnp.einsum("a,kab,b->k", u1, self.R11, u1)
+            + 2.0 * jnp.einsum("a,kab,b->k", u1, self.R12, u2)
+            + jnp.einsum("a,kab,b->k", u2, self.R22, u2)
+        )
+        return self.f0 + 2.0 * (self.w1 @ u1 + self.w2 @ u2) + quadratic
+
+
+class ControlQuadraticGame:
+    """Protocol of a game the solvers accept (DESIGN.md §4).
+
+    A game is a pytree with these members; `LQGame` implements them. Methods are written for
+    one state and one regime and are lifted with `jax.vmap` by the callers.
+
+    Attributes (properties):
+      horizon: [] terminal time ``T > 0``.
+      generator: [m, m] generator ``Gamma`` of the regime chain.
+      temperatures: [2] entropy temperatures ``(lambda_1, lambda_2) >= 0``.
+      initial_state: [d] reference initial state ``x0``.
+      num_regimes, state_dim, leader_dim, follower_dim, noise_dim: static ints.
+      zero_sum: static bool; if true the follower's costs are minus the leader's (§6).
+    """
+
+    def coefficients(self, x: jax.Array, regime: jax.Array) -> Coefficients:
+        """Pointwise coefficients at state ``x`` [d] in ``regime`` (int scalar)."""
+        raise NotImplementedError  # pragma: no cover - protocol
+
+    def terminal_cost(self, x: jax.Array, regime: jax.Array) -> jax.Array:
+        """[2] terminal costs ``psi_k(x)`` in ``regime``."""
+        raise NotImplementedError  # pragma: no cover - protocol
+
+
+# Symbols of MATH.md and their shapes, in terms of the dimension letters.
+_MODEL_SHAPES: dict[str, tuple[str, ...]] = {
+    "A": ("m", "d", "d"),
+    "B1": ("m", "d", "k1"),
+    "B2": ("m", "d", "k2"),
+    "b": ("m", "d"),
+    "C": ("m", "n", "d", "d"),
+    "D1": ("m", "n", "d", "k1"),
+    "D2": ("m", "n", "d", "k2"),
+    "s": ("m", "n", "d"),
+}
+_COST_SHAPES: dict[str, tuple[str, ...]] = {
+    "Q": ("2", "m", "d", "d"),
+    "S1": ("2", "m", "k1", "d"),
+    "S2": ("2", "m", "k2", "d"),
+    "R11": ("2", "m", "k1", "k1"),
+    "R12": ("2", "m", "k1", "k2"),
+    "R22": ("2", "m", "k2", "k2"),
+    "q": ("2", "m", "d"),
+    "r1": ("2", "m", "k1"),
+    "r2": ("2", "m", "k2"),
+    "G": ("2", "m", "d", "d"),
+    "g": ("2", "m", "d"),
+    "g0": ("2", "m"),
+}
+_SYMMETRIC = ("Q", "R11", "R22", "G")
+_REQUIRED = ("T", "Gamma", "A", "B1", "B2", "R11", "R22", "lam")
+SYMBOLS = ("T", "Gamma", *_MODEL_SHAPES, *_COST_SHAPES, "lam", "x0")
+
+
+class LQGame(struct.PyTreeNode):
+    """Entropy-regularized LQ Stackelberg game with Markov regime switching (MATH.md §1-2).
+
+    Build with `make_lq_game`, which validates the input. Per-regime model arrays carry a
+    leading ``[m]`` axis, per-player cost arrays a leading ``[2, m]`` axis (0 = leader,
+    1 = follower). Field names are MATH.md's symbols; diffusion arrays carry the noise column
+    ``l`` on the axis after the regime: ``C [m, n, d, d]``, ``D1 [m, n, d, k1]``, ``s [m, n, d]``.
+    """
+
+    T: jax.Array  # [] horizon
+    Gamma: jax.Array  # [m, m] generator
+    A: jax.Array
+    B1: jax.Array
+    B2: jax.Array
+    b: jax.Array
+    C: jax.Array
+    D1: jax.Array
+    D2: jax.Array
+    s: jax.Array
+    Q: jax.Array
+    S1: jax.Array
+    S2: jax.Array
+    R11: jax.Array
+    R12: jax.Array
+    R22: jax.Array
+    q: jax.Array
+    r1: jax.Array
+    r2: jax.Array
+    G: jax.Array
+    g: jax.Array
+    g0: jax.Array
+    lam: jax.Array  # [2] temperatures
+    x0: jax.Array  # [d] reference initial state
+    zero_sum: bool = struct.field(pytree_node=False, default=False)
+
+    # Protocol ---------------------------------------------------------------------------
+    @property
+    def horizon(self) -> jax.Array:
+        return self.T
+
+    @property
+    def generator(self) -> jax.Array:
+        return self.Gamma
+
+    @property
+    def temperatures(self) -> jax.Array:
+        return self.lam
+
+    @property
+    def initial_state(self) -> jax.Array:
+        return self.x0
+
+    @property
+    def num_regimes(self) -> int:
+        return self.Gamma.shape[-1]
+
+    @property
+    def state_dim(self) -> int:
+        return self.A.shape[-1]
+
+    @property
+    def leader_dim(self) -> int:
+        return self.B1.shape[-1]
+
+    @property
+    def follower_dim(self) -> int:
+        return self.B2.shape[-1]
+
+    @property
+    def noise_dim(self) -> int:
+        return self.C.shape[-3]
+
+    @property
+    def has_controlled_diffusion(self) -> bool:
+        """True unless ``D1`` and ``D2`` are identically zero (needs concrete arrays)."""
+        return bool(np.any(np.asarray(self.D1) != 0) or np.any(np.asarray(self.D2) != 0))
+
+    def coefficients(self, x: jax.Array, regime: jax.Array) -> Coefficients:
+        """Pointwise coefficients (§3.1) at state ``x`` [d] in ``regime`` (int scalar)."""
+        i = regime
+        return Coefficients(
+            beta=self.A[i] @ x + self.b[i],
+            B1=self.B1[i],
+            B2=self.B2[i],
+            c=self.C[i] @ x + self.s[i],
+            D1=self.D1[i],
+            D2=self.D2[i],
+            f0=jnp.einsum("d,kde,e->k", x, self.Q[:, i], x) + 2.0 * self.q[:, i] @ x,
+            w1=self.S1[:, i] @ x + self.r1[:, i],
+            w2=self.S2[:, i] @ x + self.r2[:, i],
+            R11=self.R11[:, i],
+            R12=self.R12[:, i],
+            R22=self.R22[:, i],
+        )
+
+    def terminal_cost(self, x: jax.Array, regime: jax.Array) -> jax.Array:
+        """[2] terminal costs ``x.G x + 2 g.x + g0`` in ``regime``."""
+        i = regime
+        return (
+            jnp.einsum("d,kde,e->k", x, self.G[:, i], x) + 2.0 * self.g[:, i] @ x + self.g0[:, i]
+        )
+
+    # Conversion -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The symbols of MATH.md as a dict (``make_lq_game(**game.to_dict())`` round-trips)."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in SYMBOLS}
+        out["zero_sum"] = self.zero_sum
+        return out
+
+    def save(self, path) -> None:
+        """Writes the game to a ``.npz`` file readable by `load_game`."""
+        arrays = {k: np.asarray(v) for k, v in self.to_dict().items()}
+        np.savez(path, **arrays)
+
+    def replace_temperatures(self, lam) -> LQGame:
+        """Copy of the game with temperatures ``lam`` [2] (validated)."""
+        return make_lq_game(**{**self.to_dict(), "lam": lam})
+
+
+def load_game(path) -> LQGame:
+    """Reads a game saved by `LQGame.save` (or any ``.npz`` with MATH.md's symbols)."""
+    with np.load(path) as data:
+        symbols = {k: data[k] for k in data.files}
+    if "zero_sum" in symbols:
+        symbols["zero_sum"] = bool(symbols["zero_sum"])
+    return make_lq_game(**symbols)
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _fail(symbol: str, problem: str, fix: str) -> None:
+    raise ValueError(f"make_lq_game: `{symbol}` {problem}. Fix: {fix}")
+
+
+def _min_eig(matrix: np.ndarray) -> float:
+    return float(np.linalg.eigvalsh(0.5 * (matrix + matrix.T)).min())
+
+
+def make_lq_game(
+    *,
+    T,
+    Gamma,
+    A,
+    B1,
+    B2,
+    R11,
+    R22,
+    lam,
+    b=None,
+    C=None,
+    D1=None,
+    D2=None,
+    s=None,
+    Q=None,
+    S1=None,
+    S2=None,
+    R12=None,
+    q=None,
+    r1=None,
+    r2=None,
+    G=None,
+    g=None,
+    g0=None,
+    x0=None,
+    zero_sum: bool = False,
+) -> LQGame:
+    """Validates MATH.md's symbols and builds an `LQGame`.
+
+    Shapes (MATH.md §0): ``Gamma [m, m]``, ``A [m, d, d]``, ``B1 [m, d, k1]``, ``B2 [m, d, k2]``,
+    ``b [m, d]``, ``C [m, n, d, d]``, ``D1 [m, n, d, k1]``, ``D2 [m, n, d, k2]``, ``s [m, n, d]``;
+    per player ``Q [2, m, d, d]``, ``S1 [2, m, k1, d]``, ``S2 [2, m, k2, d]``,
+    ``R11 [2, m, k1, k1]``, ``R12 [2, m, k1, k2]``, ``R22 [2, m, k2, k2]``, ``q [2, m, d]``,
+    ``r1 [2, m, k1]``, ``r2 [2, m, k2]``, ``G [2, m, d, d]``, ``g [2, m, d]``, ``g0 [2, m]``;
+    ``lam [2]`` temperatures, ``T`` horizon, ``x0 [d]`` reference initial state. Optional
+    symbols default to zero (``n = 1`` when none of ``C, D1, D2, s`` is given).
+
+    With ``zero_sum=True`` (MATH.md §6) only the leader's costs matter: leave the follower's
+    rows zero (they are filled with minus the leader's) or give exactly minus the leader's.
+
+    Raises:
+      ValueError: naming the symbol, what was expected, what was received and the fix, for
+        wrong shapes, non-finite entries, an invalid generator, asymmetric ``Q, R11, R22, G``,
+        negative temperatures, ``T <= 0``, and violated well-posedness conditions (§4.5) at the
+        terminal time (where they can be checked before solving).
+    """
+    given = dict(
+        T=T, Gamma=Gamma, A=A, B1=B1, B2=B2, b=b, C=C, D1=D1, D2=D2, s=s, Q=Q, S1=S1, S2=S2,
+        R11=R11, R12=R12, R22=R22, q=q, r1=r1, r2=r2, G=G, g=g, g0=g0, lam=lam, x0=x0,
+    )  # fmt: skip
+    for name in _REQUIRED:
+        if given[name] is None:
+            _fail(name, "is required but was not given", f"pass `{name}=` (MATH.md §0)")
+    dtype = default_float_dtype()
+    concrete = all(_is_concrete(v) for v in given.values() if v is not None)
+
+    def as_array(name):
+        value = given[name]
+        try:
+            return jnp.asarray(value, dtype=dtype)
+        except (TypeError, ValueError) as err:
+            _fail(name, f"could not be converted to a float array ({err})", "pass numbers")
+
+    Gamma = as_array("Gamma")
+    if Gamma.ndim != 2 or Gamma.shape[0] != Gamma.shape[1] or Gamma.shape[0] < 1:
+        _fail("Gamma", f"must be a square [m, m] generator, got shape {Gamma.shape}",
+              "pass an m x m matrix (m = number of regimes; [[0.0]] for one regime)")  # fmt: skip
+    A = as_array("A")
+    if A.ndim != 3 or A.shape[1] != A.shape[2]:
+        _fail("A", f"must have shape [m, d, d], got {A.shape}",
+              "stack one d x d drift matrix per regime on a leading axis")  # fmt: skip
+    B1, B2 = as_array("B1"), as_array("B2")
+    for name, arr in (("B1", B1), ("B2", B2)):
+        if arr.ndim != 3:
+            _fail(name, f"must have shape [m, d, k], got {arr.shape}",
+                  "stack one d x k control matrix per regime on a leading axis")  # fmt: skip
+    dims = {"2": 2, "m": Gamma.shape[0], "d": A.shape[-1], "k1": B1.shape[-1], "k2": B2.shape[-1]}
+    for name in ("k1", "k2"):
+        if dims[name] < 1:
+            _fail("B1" if name == "k1" else "B2", "has zero control columns",
+                  "every player needs at least one control dimension")  # fmt: skip
+    n = None
+    for name, axis in (("C", 1), ("D1", 1), ("D2", 1), ("s", 1)):
+        if given[name] is not None:
+            arr = jnp.asarray(given[name])
+            if arr.ndim > axis:
+                n = arr.shape[axis]
+                break
+    dims["n"] = 1 if n is None else n
+
+    arrays: dict[str, jax.Array] = {"Gamma": Gamma}
+    for name, letters in {**_MODEL_SHAPES, **_COST_SHAPES}.items():
+        expected = tuple(dims[letter] for letter in letters)
+        arr = jnp.zeros(expected, dtype) if given[name] is None else as_array(name)
+        if arr.shape != expected:
+            legend = ", ".join(f"{letter}={dims[letter]}" for letter in dict.fromkeys(letters))
+            _fail(name, f"must have shape [{', '.join(letters)}] = {expected} ({legend}; m from "
+                  f"Gamma, d from A, k1 from B1, k2 from B2, n from C/D1/D2/s), got {arr.shape}",
+                  "reshape it; per-player costs carry a leading axis of size 2 "
+                  "(0 = leader, 1 = follower) before the regime axis")  # fmt: skip
+        arrays[name] = arr
+    T_arr = as_array("T")
+    if T_arr.shape != ():
+        _fail("T", f"must be a scalar, got shape {T_arr.shape}", "pass a float horizon")
+    lam_arr = as_array("lam")
+    if lam_arr.shape != (2,):
+        _fail("lam", f"must have shape [2] (leader, follower), got {lam_arr.shape}",
+              "pass lam=(lambda_1, lambda_2)")  # fmt: skip
+    x0_arr = jnp.zeros((dims["d"],), dtype) if x0 is None else as_array("x0")
+    if x0_arr.shape != (dims["d"],):
+        _fail("x0", f"must have shape [d] = ({dims['d']},), got {x0_arr.shape}",
+              "pass an initial state of the state dimension")  # fmt: skip
+
+    if zero_sum:
+        arrays = _fill_zero_sum(arrays, concrete)
+
+    if concrete:
+        _check_values(arrays, float(T_arr), np.asarray(lam_arr), np.asarray(x0_arr), zero_sum)
+
+    return LQGame(T=T_arr, lam=lam_arr, x0=x0_arr, zero_sum=bool(zero_sum), **arrays)
+
+
+def _fill_zero_sum(arrays: dict[str, jax.Array], concrete: bool) -> dict[str, jax.Array]:
+    out = dict(arrays)
+    for name in _COST_SHAPES:
+        arr = arrays[name]
+        leader, follower = arr[0], arr[1]
+        if concrete:
+            f = np.asarray(follower)
+            if np.any(f != 0) and not np.allclose(f, -np.asarray(leader), rtol=1e-12, atol=1e-12):
+                _fail(name, "has a follower row that is neither zero nor minus the leader's row "
+                      "in a zero-sum game", f"leave `{name}[1]` zero (it is filled with "
+                      f"-`{name}[0]`) or pass zero_sum=False")  # fmt: skip
+        out[name] = jnp.stack([leader, -leader])
+    return out
+
+
+def _check_values(arrays, T: float, lam: np.ndarray, x0: np.ndarray, zero_sum: bool) -> None:
+    np_arrays = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    for name, arr in [*np_arrays.items(), ("lam", lam), ("x0", x0), ("T", np.asarray(T))]:
+        if not np.all(np.isfinite(arr)):
+            _fail(name, "has non-finite entries (NaN or inf)", "replace them by finite numbers")
+    if T <= 0:
+        _fail("T", f"must be > 0, got {T}", "pass a positive horizon")
+    if np.any(lam < 0):
+        _fail("lam", f"temperatures must be >= 0, got {lam}",
+              "use lam >= 0 (0 gives the classical, deterministic-policy game)")  # fmt: skip
+    Gamma = np_arrays["Gamma"]
+    off = Gamma - np.diag(np.diag(Gamma))
+    if np.any(off < 0):
+        i, j = np.argwhere(off < 0)[0]
+        _fail("Gamma", f"has a negative off-diagonal rate Gamma[{i}, {j}] = {Gamma[i, j]}",
+              "off-diagonal entries are jump rates and must be >= 0")  # fmt: skip
+    rows = Gamma.sum(axis=1)
+    scale = max(1.0, float(np.abs(Gamma).max()))
+    if np.any(np.abs(rows) > 1e-8 * scale):
+        _fail("Gamma", f"rows must sum to 0, got row sums {rows}",
+              "set each diagonal entry to minus the sum of the off-diagonal rates in its row")  # fmt: skip
+    for name in _SYMMETRIC:
+        arr = np_arrays[name]
+        asym = np.abs(arr - np.swapaxes(arr, -1, -2)).max()
+        if asym > 1e-10 * max(1.0, float(np.abs(arr).max())):
+            _fail(name, f"must be symmetric in its last two axes (max |M - M^T| = {asym:.3g})",
+                  f"pass the symmetric part ({name} + {name}^T) / 2, which defines the same cost")  # fmt: skip
+    _check_terminal_well_posedness(np_arrays, lam, zero_sum)
+
+
+def _check_terminal_well_posedness(a, lam: np.ndarray, zero_sum: bool) -> None:
+    """(WP-F), (WP-L1), (WP-L2) of §4.5 at t = T, where the value is the terminal cost.
+
+    With uncontrolled diffusion these conditions involve only ``R`` and hold for all t; with
+    controlled diffusion the curvature ``sum_l D^T P D`` changes along the solution and is
+    checked again while solving.
+    """
+    m = a["Gamma"].shape[0]
+    for i in range(m):
+        # R-tilde at P = G (MATH.md §7.1): R^{ab}_k + sum_l D_a^T G_k D_b.
+        def tilde(k, Ra, Da, Db):
+            return a[Ra][k, i] + np.einsum("lda,de,leb->ab", a[Da][i], a["G"][k, i], a[Db][i])
+
+        R11_1, R12_1, R22_1 = tilde(0, "R11", "D1", "D1"), tilde(0, "R12", "D1", "D2"), tilde(0, "R22", "D2", "D2")
+        R21_2, R22_2 = tilde(1, "R12", "D1", "D2").T, tilde(1, "R22", "D2", "D2")  # fmt: skip
+        where = f"in regime {i} at the terminal time (R-tilde = R + sum_l D^T G D, MATH.md §4.5)"
+        if zero_sum:
+            if _min_eig(-R22_1) <= 0:
+                _fail("R22", f"of the leader must be negative definite {where} (ZS-F): the "
+                      "maximizer's problem is unbounded", "use R22[0] = -gamma^2 I with gamma "
+                      "large enough (H-infinity attenuation level)")  # fmt: skip
+            if _min_eig(R11_1) <= 0:
+                _fail("R11", f"of the leader must be positive definite {where} (ZS-L)",
+                      "make R11[0] symmetric positive definite")  # fmt: skip
+            continue
+        if _min_eig(R22_2) <= 0:
+            _fail("R22", f"of the follower must be positive definite {where} (WP-F): the "
+                  f"follower's best response is not unique (min eigenvalue {_min_eig(R22_2):.3g})",
+                  "make R22[1] symmetric positive definite")  # fmt: skip
+        Lam = -np.linalg.solve(R22_2, R21_2)
+        Rbar = R11_1 + R12_1 @ Lam + Lam.T @ R12_1.T + Lam.T @ R22_1 @ Lam
+        if _min_eig(Rbar) <= 0:
+            _fail("R11", f"(with R12, R22 of the leader and the follower's reaction) gives a "
+                  f"reduced leader curvature R-bar that is not positive definite {where} "
+                  f"(WP-L1, min eigenvalue {_min_eig(Rbar):.3g})", "increase the leader's "
+                  "R11[0] or make its joint control cost [[R11, R12], [R21, R22]] positive "
+                  "definite")  # fmt: skip
+        if lam[0] > 0 and _min_eig(R11_1) <= 0:
+            _fail("R11", f"of the leader must be positive definite when lam[0] > 0 {where} "
+                  "(WP-L2: the leader's exploration covariance problem is unbounded)",
+                  "make R11[0] positive definite or set lam[0] = 0")  # fmt: skip

@@ -1,1 +1,93 @@
-"""Discrete-time Stackelberg learners with an entropy-regularized (quantal) follower."""
+"""Discrete-time Stackelberg learners with an entropy-regularized (quantal) follower.
+
+Normal-form oracles (:func:`strong_stackelberg`, :func:`quantal_stackelberg`), episodic
+leader-follower Markov games with a soft (logit) follower, and leaders that learn the
+follower's reward from its actions by maximum likelihood (optimistic online, pessimistic
+offline).
+"""
+
+from ._learning import (
+    ConfidenceSet,
+    FollowerDataset,
+    FollowerModelFit,
+    OfflineLearningResult,
+    OnlineLearningResult,
+    collect_dataset,
+    confidence_radius,
+    confidence_set,
+    dataset_from_trajectories,
+    fit_follower_model,
+    follower_log_likelihood,
+    identified_follower_reward,
+    offline_pessimistic_leader,
+    online_optimistic_leader,
+    optimistic_value,
+)
+from ._lp import LinearProgramResult, solve_standard_form_lp
+from ._markov import (
+    EnvState,
+    FollowerResponse,
+    MarkovGame,
+    MarkovStackelbergSolution,
+    Trajectory,
+    follower_response,
+    initial_policies,
+    leader_value,
+    make_markov_game,
+    markov_quantal_stackelberg,
+    random_markov_game,
+    reset,
+    rollout,
+    step,
+)
+from ._normal_form import (
+    QuantalStackelbergSolution,
+    StackelbergSolution,
+    quantal_response,
+    quantal_stackelberg,
+    simplex_grid,
+    strong_stackelberg,
+)
+from ._optim import project_to_simplex, projected_ascent
+
+__all__ = [
+    "ConfidenceSet",
+    "EnvState",
+    "FollowerDataset",
+    "FollowerModelFit",
+    "FollowerResponse",
+    "LinearProgramResult",
+    "MarkovGame",
+    "MarkovStackelbergSolution",
+    "OfflineLearningResult",
+    "OnlineLearningResult",
+    "QuantalStackelbergSolution",
+    "StackelbergSolution",
+    "Trajectory",
+    "collect_dataset",
+    "confidence_radius",
+    "confidence_set",
+    "dataset_from_trajectories",
+    "fit_follower_model",
+    "follower_log_likelihood",
+    "follower_response",
+    "identified_follower_reward",
+    "initial_policies",
+    "leader_value",
+    "make_markov_game",
+    "markov_quantal_stackelberg",
+    "offline_pessimistic_leader",
+    "online_optimistic_leader",
+    "optimistic_value",
+    "project_to_simplex",
+    "projected_ascent",
+    "quantal_response",
+    "quantal_stackelberg",
+    "random_markov_game",
+    "reset",
+    "rollout",
+    "simplex_grid",
+    "solve_standard_form_lp",
+    "step",
+    "strong_stackelberg",
+]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.scipy.special import xlogy
 
 from ._game import Coefficients
-from ._gibbs import entropy_cost, gibbs_covariance
 
 __all__ = [
     "CONCEPTS",
@@ -168,27 +168,44 @@ def pointwise_equilibrium(
       zero_sum: static flag of the game.
     """
     check_concept(concept)
-    k1 = pre.R11.shape[-1]
+    k1, k2 = pre.R11.shape[-1], pre.R22.shape[-1]
+    dtype = pre.h0.dtype
     R11_1, R12_1, R22_1 = pre.R11[0], pre.R12[0], pre.R22[0]
     R21_2, R22_2 = pre.R12[1].T, pre.R22[1]
     rho1_1, rho2_1, rho2_2 = pre.rho1[0], pre.rho2[0], pre.rho2[1]
+    lam1, lam2 = temperatures[0], temperatures[1]
 
-    reaction = -_cho_solve(R22_2, R21_2)  # Lambda [k2, k1]
-    offset = -_cho_solve(R22_2, rho2_2)  # kappa [k2]
+    # One Cholesky factor per matrix (WP-F: fails with NaN if Rt22_2 is not PD).
+    chol_f = jnp.linalg.cholesky(R22_2)
+    solved = jax.scipy.linalg.cho_solve((chol_f, True), jnp.concatenate([R21_2, rho2_2[:, None]], 1))
+    reaction, offset = -solved[:, :k1], -solved[:, k1]  # Lambda [k2, k1], kappa [k2]
     if concept == "stackelberg":
         Rbar = R11_1 + R12_1 @ reaction + reaction.T @ R12_1.T + reaction.T @ R22_1 @ reaction
         rhobar = rho1_1 + reaction.T @ rho2_1 + (R12_1 + reaction.T @ R22_1) @ offset
-        mean_leader = -_cho_solve(Rbar, rhobar)
+        mean_leader = -_cho_solve(Rbar, rhobar)  # WP-L1
         mean_follower = offset + reaction @ mean_leader
     else:
         block = jnp.block([[R11_1, R12_1], [R21_2, R22_2]])
         means = -jnp.linalg.solve(block, jnp.concatenate([rho1_1, rho2_2]))
         mean_leader, mean_follower = means[:k1], means[k1:]
 
-    lam1, lam2 = temperatures[0], temperatures[1]
-    cov_leader = gibbs_covariance(lam1, R11_1)
-    cov_follower = gibbs_covariance(lam2, R22_2)
-    own_entropy = jnp.stack([entropy_cost(lam1, R11_1), entropy_cost(lam2, R22_2)])
+    # Leader covariance (WP-L2, only needed when lambda_1 > 0) and entropy payments.
+    eye1, eye2 = jnp.eye(k1, dtype=dtype), jnp.eye(k2, dtype=dtype)
+    explores = lam1 > 0
+    chol_l = jnp.linalg.cholesky(jnp.where(explores, R11_1, eye1))
+    cov_leader = jnp.where(
+        explores, 0.5 * lam1 * jax.scipy.linalg.cho_solve((chol_l, True), eye1), 0.0
+    )
+    cov_follower = 0.5 * lam2 * jax.scipy.linalg.cho_solve((chol_f, True), eye2)
+    logdet_l = jnp.where(explores, 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_l))), 0.0)
+    logdet_f = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_f)))
+    # -lambda/2 log det(2 pi e Sigma) with Sigma = lambda/2 Rt^{-1}   (0 at lambda = 0).
+    own_entropy = jnp.stack(
+        [
+            -0.5 * k1 * xlogy(lam1, jnp.pi * jnp.e * lam1) + 0.5 * lam1 * logdet_l,
+            -0.5 * k2 * xlogy(lam2, jnp.pi * jnp.e * lam2) + 0.5 * lam2 * logdet_f,
+        ]
+    )
     if zero_sum:
         value = own_entropy[0] - own_entropy[1]
         entropy = jnp.stack([value, -value])

@@ -69,25 +69,7 @@ def _regime_data(game: LQGame) -> dict[str, jax.Array]:
     return {**model, **costs}
 
 
-def _gibbs_cov(lam, weight):
-    """``lam/2 weight^{-1}``; zero (and no factorization needed) when ``lam == 0``."""
-    k = weight.shape[-1]
-    eye = jnp.eye(k, dtype=weight.dtype)
-    pos = lam > 0
-    cov = 0.5 * lam * _chol_solve(jnp.where(pos, weight, eye), eye)
-    return jnp.where(pos, _sym(cov), 0.0)
-
-
-def _neg_half_logdet_entropy(lam, cov):
-    """``-lam/2 log det(2 pi e cov)`` (zero when ``lam == 0``)."""
-    k = cov.shape[-1]
-    pos = lam > 0
-    safe = jnp.where(pos, cov, jnp.eye(k, dtype=cov.dtype))
-    logdet = jnp.linalg.slogdet(2.0 * jnp.pi * jnp.e * safe)[1]
-    return jnp.where(pos, -0.5 * lam * logdet, 0.0)
-
-
-def _regime_terms(data, P, p, lam, concept: str, zero_sum: bool):
+def _regime_terms(data, P, p, lam, concept: str, zero_sum: bool, with_margins: bool = False):
     """Feedback and the Riccati right-hand sides (without regime coupling) in one regime.
 
     Args:
@@ -121,32 +103,48 @@ def _regime_terms(data, P, p, lam, concept: str, zero_sum: bool):
     E1_1, E2_1, E2_2 = E[0, :k1], E[0, k1:], E[1, k1:]
     e1_1, e2_1, e2_2 = e[0, :k1], e[0, k1:], e[1, k1:]
 
-    # §7.2 follower reaction.
-    Lam = -_chol_solve(Rt22_2, Rt21_2)  # [k2, k1]
-    Kg = _chol_solve(Rt22_2, E2_2)  # [k2, d]
-    kap0 = _chol_solve(Rt22_2, e2_2)  # [k2]
+    # §7.2 follower reaction: one Cholesky factor of Rt22_2 for Lambda, K, kappa0 and Sigma_2.
+    k2 = Rt22_2.shape[-1]
+    chol_f = jnp.linalg.cholesky(Rt22_2)
+    sol_f = jax.scipy.linalg.cho_solve(
+        (chol_f, True), jnp.concatenate([Rt21_2, E2_2, e2_2[:, None]], axis=1)
+    )
+    d = E2_2.shape[-1]
+    Lam, Kg, kap0 = -sol_f[:, :k1], sol_f[:, k1 : k1 + d], sol_f[:, k1 + d]
     W = Rt12_1 + Lam.T @ Rt22_1  # [k1, k2]
-    Rbar = _sym(Rt11_1 + Rt12_1 @ Lam + Lam.T @ Rt12_1.T + Lam.T @ Rt22_1 @ Lam)
     if concept == "stackelberg":
+        Rbar = _sym(Rt11_1 + Rt12_1 @ Lam + Lam.T @ Rt12_1.T + Lam.T @ Rt22_1 @ Lam)
         Ebar = E1_1 + Lam.T @ E2_1 - W @ Kg
         ebar = e1_1 + Lam.T @ e2_1 - W @ kap0
-        L1 = _chol_solve(Rbar, Ebar)
-        l1 = _chol_solve(Rbar, ebar)
+        sol_l = _chol_solve(Rbar, jnp.concatenate([Ebar, ebar[:, None]], axis=1))
+        L1, l1 = sol_l[:, :d], sol_l[:, d]
         L2 = Kg + Lam @ L1
         l2 = kap0 + Lam @ l1
         L = jnp.concatenate([L1, L2], axis=0)
         ell = jnp.concatenate([l1, l2], axis=0)
-    else:  # Nash, §4.6: [[Rt11_1, Rt12_1], [Rt21_2, Rt22_2]] (L; l) = (E1_1; E2_2).
+    else:  # Nash, §4.6: [[Rt11_1, Rt12_1], [Rt21_2, Rt22_2]] (L l) = (E1_1 e1_1; E2_2 e2_2).
         N = jnp.block([[Rt11_1, Rt12_1], [Rt21_2, Rt22_2]])
-        L = jnp.linalg.solve(N, jnp.concatenate([E1_1, E2_2], axis=0))
-        ell = jnp.linalg.solve(N, jnp.concatenate([e1_1, e2_2], axis=0))
+        rhs = jnp.concatenate(
+            [jnp.concatenate([E1_1, e1_1[:, None]], 1), jnp.concatenate([E2_2, e2_2[:, None]], 1)]
+        )
+        sol_n = jnp.linalg.solve(N, rhs)
+        L, ell = sol_n[:, :d], sol_n[:, d]
         L1, L2, l1, l2 = L[:k1], L[k1:], ell[:k1], ell[k1:]
 
+    # Covariances Sigma_k = lam_k/2 Rt_kk^{-1} and entropy terms -lam_k/2 log det(2 pi e Sigma_k)
+    # = -lam_k/2 (k log(pi e lam_k) - log det Rt_kk), both zero at lam_k = 0.
     lam1, lam2 = lam[0], lam[1]
-    Sigma1 = _gibbs_cov(lam1, Rt11_1)
-    Sigma2 = _gibbs_cov(lam2, Rt22_2)
-    ent1 = _neg_half_logdet_entropy(lam1, Sigma1)
-    ent2 = _neg_half_logdet_entropy(lam2, Sigma2)
+    dtype = Rt.dtype
+    pos1, pos2 = lam1 > 0, lam2 > 0
+    chol_11 = jnp.linalg.cholesky(jnp.where(pos1, Rt11_1, jnp.eye(k1, dtype=dtype)))
+    Sigma1 = jnp.where(pos1, 0.5 * lam1 * jax.scipy.linalg.cho_solve((chol_11, True), jnp.eye(k1, dtype=dtype)), 0.0)
+    Sigma2 = jnp.where(pos2, 0.5 * lam2 * jax.scipy.linalg.cho_solve((chol_f, True), jnp.eye(k2, dtype=dtype)), 0.0)
+    safe1 = jnp.where(pos1, lam1, 1.0)
+    safe2 = jnp.where(pos2, lam2, 1.0)
+    logdet11 = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_11)))
+    logdet22 = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_f)))
+    ent1 = jnp.where(pos1, -0.5 * lam1 * (k1 * jnp.log(jnp.pi * jnp.e * safe1) - logdet11), 0.0)
+    ent2 = jnp.where(pos2, -0.5 * lam2 * (k2 * jnp.log(jnp.pi * jnp.e * safe2) - logdet22), 0.0)
     if zero_sum:  # Single criterion (§6): leader pays its entropy, the maximizer is paid its own.
         entropy = jnp.stack([ent1 - ent2, ent2 - ent1])
     else:
@@ -178,13 +176,17 @@ def _regime_terms(data, P, p, lam, concept: str, zero_sum: bool):
         - 2.0 * e @ ell
         + eps
     )
-    margins = jnp.stack(
-        [
-            jnp.linalg.eigvalsh(Rt22_2)[0],
-            jnp.linalg.eigvalsh(Rbar)[0],
-            jnp.where(lam1 > 0, jnp.linalg.eigvalsh(Rt11_1)[0], jnp.inf),
-        ]
-    )
+    if with_margins:
+        Rbar_wp = _sym(Rt11_1 + Rt12_1 @ Lam + Lam.T @ Rt12_1.T + Lam.T @ Rt22_1 @ Lam)
+        margins = jnp.stack(
+            [
+                jnp.linalg.eigvalsh(Rt22_2)[0],
+                jnp.linalg.eigvalsh(Rbar_wp)[0],
+                jnp.where(pos1, jnp.linalg.eigvalsh(Rt11_1)[0], jnp.inf),
+            ]
+        )
+    else:
+        margins = jnp.full((3,), jnp.nan, dtype)
     gains = FeedbackGains(
         L1=L1, l1=l1, L2=L2, l2=l2, K=Kg, kappa0=kap0, Lambda=Lam,
         cov_leader=Sigma1, cov_follower=Sigma2, margins=margins,
@@ -192,10 +194,12 @@ def _regime_terms(data, P, p, lam, concept: str, zero_sum: bool):
     return gains, _sym(FP), Fp, Fc
 
 
-def _all_regimes(game: LQGame, P, p, concept):
+def _all_regimes(game: LQGame, P, p, concept, with_margins=False):
     """vmap of `_regime_terms` over regimes; P [2, m, d, d], p [2, m, d]."""
     return jax.vmap(
-        functools.partial(_regime_terms, concept=concept, zero_sum=game.zero_sum),
+        functools.partial(
+            _regime_terms, concept=concept, zero_sum=game.zero_sum, with_margins=with_margins
+        ),
         in_axes=(0, 1, 1, None),
     )(_regime_data(game), P, p, game.lam)
 
@@ -289,31 +293,52 @@ class RiccatiSolution(struct.PyTreeNode):
 
     def coefficients(self, t):
         """``(P [2, m, d, d], p [2, m, d], c [2, m])`` at time ``t`` (scalar)."""
-        t = jnp.asarray(t, dtype=self.c.dtype)
-        return _interpolate(
-            self.concept, t / self.game.T, (self.P, self.p, self.c), (self.dP, self.dp, self.dc),
-            self.game,
-        )  # fmt: skip
+        return _coefficients_at(self, t)
 
     def value(self, t, x) -> jax.Array:
         """[2, m] values of both players in every regime at ``(t [], x [d])``."""
-        P, p, c = self.coefficients(t)
-        return jnp.einsum("d,kmde,e->km", x, P, x) + 2.0 * p @ x + c
+        return _value_at(self, t, x)
 
-    def gains(self, t) -> FeedbackGains:
-        """`FeedbackGains` (all regimes) at time ``t``."""
-        P, p, _ = self.coefficients(t)
-        return _all_regimes(self.game, P, p, self.concept)[0]
+    def gains(self, t, *, with_margins: bool = False) -> FeedbackGains:
+        """`FeedbackGains` (all regimes) at time ``t`` (``margins`` NaN unless requested)."""
+        return _gains_at(self, t, with_margins=with_margins)
 
     def policy(self, t, x) -> GaussianPolicy:
         """Equilibrium `GaussianPolicy` at ``(t, x)``: ``mu_k = -(L_k x + l_k)`` (§8)."""
-        g = self.gains(t)
-        return GaussianPolicy(
-            mean_leader=-(g.L1 @ x + g.l1),
-            cov_leader=g.cov_leader,
-            mean_follower=-(g.L2 @ x + g.l2),
-            cov_follower=g.cov_follower,
-        )
+        return _policy_at(self, t, x)
+
+
+# Module-level jitted kernels: one compilation per shape instead of op-by-op dispatch when the
+# methods are called eagerly; inlined when called under an outer jit, grad or vmap.
+@jax.jit
+def _coefficients_at(sol: RiccatiSolution, t):
+    t = jnp.asarray(t, dtype=sol.c.dtype)
+    return _interpolate(
+        sol.concept, t / sol.game.T, (sol.P, sol.p, sol.c), (sol.dP, sol.dp, sol.dc), sol.game
+    )
+
+
+@jax.jit
+def _value_at(sol: RiccatiSolution, t, x):
+    P, p, c = _coefficients_at(sol, t)
+    return jnp.einsum("d,kmde,e->km", x, P, x) + 2.0 * p @ x + c
+
+
+@functools.partial(jax.jit, static_argnames="with_margins")
+def _gains_at(sol: RiccatiSolution, t, with_margins=False):
+    P, p, _ = _coefficients_at(sol, t)
+    return _all_regimes(sol.game, P, p, sol.concept, with_margins)[0]
+
+
+@jax.jit
+def _policy_at(sol: RiccatiSolution, t, x):
+    g = _gains_at(sol, t)
+    return GaussianPolicy(
+        mean_leader=-(g.L1 @ x + g.l1),
+        cov_leader=g.cov_leader,
+        mean_follower=-(g.L2 @ x + g.l2),
+        cov_follower=g.cov_follower,
+    )
 
 
 def _check_finite_and_well_posed(times, P, p, c, margins, result, concept):
@@ -426,11 +451,13 @@ def _integrate(game: LQGame, *, concept, num_times, rtol, atol, max_steps):
         y0=y0,
         args=game,
         saveat=diffrax.SaveAt(ts=taus),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        # step_ts: land on every output time, so saved values are step end points (no dense
+        # interpolation error, which is ~1e-10 for Dopri8 at these tolerances).
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, step_ts=taus),
         max_steps=max_steps,
         throw=False,
     )
     P, p, c = (jnp.flip(leaf, axis=0) for leaf in sol.ys)
     rates = jax.vmap(lambda P_, p_, c_: riccati_rhs(game, P_, p_, c_, concept=concept))(P, p, c)
-    margins = jax.vmap(lambda P_, p_: _all_regimes(game, P_, p_, concept)[0].margins)(P, p)
+    margins = jax.vmap(lambda P_, p_: _all_regimes(game, P_, p_, concept, True)[0].margins)(P, p)
     return P, p, c, rates, margins, sol.result, sol.stats["num_steps"]

@@ -1,0 +1,133 @@
+"""Game construction, conversion and validation (issue: at least 12 malformed games)."""
+
+import jax
+import numpy as np
+import pytest
+
+import stackjax as sj
+from stackjax.examples import scalar_game
+
+
+def _symbols():
+    return {k: np.asarray(v) for k, v in scalar_game().to_dict().items() if k != "zero_sum"}
+
+
+def test_to_dict_round_trip_and_save_load(tmp_path):
+    game = sj.examples.cross_term_game()
+    again = sj.make_lq_game(**game.to_dict())
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(game), jax.tree.leaves(again)):
+        np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+    file = tmp_path / "game.npz"
+    game.save(file)
+    loaded = sj.load_game(file)
+    chex_equal = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), game, loaded)
+    assert all(jax.tree.leaves(chex_equal))
+    assert loaded.zero_sum == game.zero_sum
+
+
+def test_optional_symbols_default_to_zero_and_dimensions_inferred():
+    game = sj.make_lq_game(
+        T=2.0, Gamma=[[0.0]], A=[[[-1.0]]], B1=[[[1.0, 0.0]]], B2=[[[1.0]]],
+        R11=[[np.eye(2)], [np.eye(2)]], R22=[[[[1.0]]], [[[1.0]]]], lam=(0.1, 0.2),
+    )  # fmt: skip
+    assert (game.num_regimes, game.state_dim, game.leader_dim, game.follower_dim) == (1, 1, 2, 1)
+    assert game.noise_dim == 1
+    assert game.C.shape == (1, 1, 1, 1) and float(np.abs(game.C).max()) == 0.0
+    assert game.S1.shape == (2, 1, 2, 1)
+
+
+def test_zero_sum_fills_follower_costs_with_minus_leader():
+    game = sj.examples.zero_sum_game()
+    for name in ("Q", "R11", "R22", "G", "q"):
+        arr = np.asarray(getattr(game, name))
+        np.testing.assert_array_equal(arr[1], -arr[0])
+
+
+def _broken(**changes):
+    symbols = _symbols()
+    symbols.update(changes)
+    return symbols
+
+
+_BAD_GAMES = {
+    "A shape": (dict(A=np.zeros((2, 1, 2))), "`A`"),
+    "B1 regime axis": (dict(B1=np.ones((3, 1, 1))), "`B1`"),
+    "Q missing player axis": (dict(Q=np.ones((2, 1, 1))), "`Q`"),
+    "s wrong noise count": (dict(s=np.ones((2, 2, 1)), C=np.zeros((2, 1, 1, 1))), "`s`"),
+    "non-finite A": (dict(A=np.full((2, 1, 1), np.nan)), "`A`"),
+    "infinite G": (dict(G=np.full((2, 2, 1, 1), np.inf)), "`G`"),
+    "rows do not sum to 0": (dict(Gamma=np.array([[-1.0, 0.5], [1.0, -1.0]])), "rows must sum"),
+    "negative rate": (dict(Gamma=np.array([[0.5, -0.5], [1.0, -1.0]])), "negative off-diagonal"),
+    "Gamma not square": (dict(Gamma=np.zeros((2, 3))), "`Gamma`"),
+    "negative temperature": (dict(lam=np.array([0.1, -0.1])), "`lam`"),
+    "lam shape": (dict(lam=np.array([0.1, 0.1, 0.1])), "`lam`"),
+    "T zero": (dict(T=np.array(0.0)), "`T`"),
+    "T negative": (dict(T=np.array(-1.0)), "`T`"),
+    "follower R22 not PD": (dict(R22=np.stack([np.ones((2, 1, 1)), -np.ones((2, 1, 1))])), "WP-F"),
+    "reduced leader curvature": (
+        dict(R11=np.stack([-np.ones((2, 1, 1)), np.ones((2, 1, 1))])),
+        "WP-L1",
+    ),
+    "x0 shape": (dict(x0=np.zeros(3)), "`x0`"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BAD_GAMES))
+def test_malformed_game_raises_naming_the_symbol(name):
+    changes, pattern = _BAD_GAMES[name]
+    with pytest.raises(ValueError, match=pattern):
+        sj.make_lq_game(**_broken(**changes))
+
+
+def test_asymmetric_costs_are_rejected():
+    game = sj.examples.cross_term_game()
+    for name in ("Q", "G"):
+        arr = np.array(getattr(game, name))
+        arr[0, 0, 0, 1] += 0.5
+        with pytest.raises(ValueError, match=f"`{name}` must be symmetric"):
+            sj.make_lq_game(**{**game.to_dict(), name: arr})
+
+
+def test_leader_covariance_condition_when_leader_explores():
+    """(WP-L2): Rt11_1 must be PD when lambda_1 > 0 even if the reduced curvature is PD."""
+    symbols = _symbols()
+    # Leader gains curvature only through the reaction: R11 < 0 but Rbar > 0.
+    symbols["R11"] = np.stack([-0.05 * np.ones((2, 1, 1)), np.ones((2, 1, 1))])
+    symbols["R12"] = np.stack([np.zeros((2, 1, 1)), np.full((2, 1, 1), 0.9)])
+    symbols["R22"] = np.stack([np.ones((2, 1, 1)), np.ones((2, 1, 1))])
+    with pytest.raises(ValueError, match="WP-L2"):
+        sj.make_lq_game(**symbols)
+    symbols["lam"] = np.array([0.0, 0.5])  # classical leader: no covariance problem
+    sj.make_lq_game(**symbols)
+
+
+def test_zero_sum_requires_concave_maximizer_and_consistent_follower_costs():
+    game = sj.examples.zero_sum_game()
+    symbols = game.to_dict()
+    bad = np.array(symbols["R22"])
+    bad[0] = -bad[0]
+    bad[1] = -bad[0]
+    with pytest.raises(ValueError, match="ZS-F"):
+        sj.make_lq_game(**{**symbols, "R22": bad})
+    q = np.array(symbols["q"])
+    q[1] = 1.0  # neither zero nor minus the leader's
+    with pytest.raises(ValueError, match="zero-sum"):
+        sj.make_lq_game(**{**symbols, "q": q})
+
+
+def test_missing_required_symbol():
+    symbols = _symbols()
+    del symbols["B2"]
+    with pytest.raises(ValueError, match="`B2` is required"):
+        sj.make_lq_game(**symbols)
+
+
+def test_controlled_diffusion_checked_at_terminal_curvature():
+    """With D != 0, (WP-F) uses Rt22 = R22 + sum_l D^T G D at t = T."""
+    symbols = _symbols()
+    symbols["R22"] = np.stack([np.ones((2, 1, 1)), -0.1 * np.ones((2, 1, 1))])
+    with pytest.raises(ValueError, match="WP-F"):
+        sj.make_lq_game(**symbols)
+    symbols["D2"] = np.ones((2, 1, 1, 1))  # adds 2 * G_follower = 1.0 > 0.1 of curvature
+    game = sj.make_lq_game(**symbols)
+    assert game.has_controlled_diffusion

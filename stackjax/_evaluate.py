@@ -13,7 +13,9 @@ def sample_evaluation_points(key, game, num_points: int, scale: float = 1.0):
     t_key, x_key = jax.random.split(key)
     dtype = game.initial_state.dtype
     t = jax.random.uniform(t_key, (num_points,), dtype) * game.horizon
-    x = game.initial_state + scale * jax.random.normal(x_key, (num_points, game.state_dim), dtype)
+    x = game.initial_state[None, :] + scale * jax.random.normal(
+        x_key, (num_points, game.state_dim), dtype
+    )
     return t, x
 
 

@@ -120,16 +120,21 @@ _CASES = list(itertools.product([1, 3, 10], [1, 2, 4], [False, True]))
 
 @pytest.mark.parametrize("d,m,controlled", _CASES)
 def test_residual_of_riccati_solution_vanishes(d, m, controlled):
-    """|R_{k,i}| < 1e-8 (float64) at random points: the hand-derived Riccati right-hand side and the
-    pointwise-equilibrium Hamiltonian code agree, for both concepts and temperatures 0 and > 0."""
+    """|R_{k,i}| < 1e-8 (float64, relative to 1 + max|V|) at random points, temperatures 0 and > 0:
+    the hand-derived Riccati right-hand side and the pointwise-equilibrium Hamiltonian agree.
+
+    Each (d, m, controlled) case runs one concept, alternating so that every (d, m), every
+    (d, controlled) and every (m, controlled) pair is checked under both concepts (each concept
+    is a separate compilation; this keeps the suite within its time budget).
+    """
+    concept = ("stackelberg", "nash")[([1, 3, 10].index(d) + [1, 2, 4].index(m) + controlled) % 2]
     key = jax.random.key(100 * d + 10 * m + controlled)
     game = random_game(key, d=d, m=m, controlled_diffusion=controlled, lam=(0.3, 0.2))
     ts = jax.random.uniform(jax.random.fold_in(key, 1), (16,)) * game.T
-    xs = game.x0 + jax.random.normal(jax.random.fold_in(key, 2), (16, d))
+    xs = game.x0[None, :] + jax.random.normal(jax.random.fold_in(key, 2), (16, d))
     worst = 0.0
-    for concept, lam in itertools.product(("stackelberg", "nash"), ((0.3, 0.2), (0.0, 0.0))):
-        g = game.replace_temperatures(lam)
-        sol = sj.riccati_reference(g, concept=concept, num_times=9)
+    for lam in ((0.3, 0.2), (0.0, 0.0), (0.0, 0.7)):
+        sol = sj.riccati_reference(game.replace_temperatures(lam), concept=concept, num_times=9)
         r = _residual_fn(concept)(sol, ts, xs)
         scale = 1.0 + float(jnp.abs(jax.vmap(sol.value)(ts, xs)).max())
         worst = max(worst, float(jnp.abs(r).max()) / scale)

@@ -162,7 +162,7 @@ def _validate(game, x0, regime0, num_paths, num_steps, scheme):
     x0 = game.initial_state if x0 is None else jnp.asarray(x0, dtype=game.initial_state.dtype)
     if x0.shape != (game.state_dim,):
         raise ValueError(f"`x0` must have shape [d] = ({game.state_dim},), got {x0.shape}.")
-    if not 0 <= int(regime0) < game.num_regimes:
+    if not isinstance(regime0, jax.core.Tracer) and not 0 <= int(regime0) < game.num_regimes:
         raise ValueError(
             f"`regime0` must be in [0, {game.num_regimes - 1}], got {regime0}."
         )

@@ -11,7 +11,7 @@ a leading ``[2]`` axis is the player (0 = leader, 1 = follower).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -86,11 +86,14 @@ class Coefficients(struct.PyTreeNode):
         return self.f0 + 2.0 * (self.w1 @ u1 + self.w2 @ u2) + quadratic
 
 
-class ControlQuadraticGame:
-    """Protocol of a game the solvers accept (DESIGN.md §4).
+@runtime_checkable
+class ControlQuadraticGame(Protocol):
+    """Protocol of a game the solvers accept (DESIGN.md §4); `LQGame` implements it.
 
-    A game is a pytree with these members; `LQGame` implements them. Methods are written for
-    one state and one regime and are lifted with `jax.vmap` by the callers.
+    Any pytree with these members works with `hjbi_residual`, `simulate` and the neural
+    solver: drift and diffusion affine in the controls, costs quadratic in the controls,
+    arbitrary smooth dependence on the state (MATH.md §3.1). Methods are written for one state
+    and one regime and are lifted with `jax.vmap` by the callers.
 
     Attributes (properties):
       horizon: [] terminal time ``T > 0``.
@@ -101,13 +104,24 @@ class ControlQuadraticGame:
       zero_sum: static bool; if true the follower's costs are minus the leader's (§6).
     """
 
+    horizon: jax.Array
+    generator: jax.Array
+    temperatures: jax.Array
+    initial_state: jax.Array
+    num_regimes: int
+    state_dim: int
+    leader_dim: int
+    follower_dim: int
+    noise_dim: int
+    zero_sum: bool
+
     def coefficients(self, x: jax.Array, regime: jax.Array) -> Coefficients:
         """Pointwise coefficients at state ``x`` [d] in ``regime`` (int scalar)."""
-        raise NotImplementedError  # pragma: no cover - protocol
+        ...
 
     def terminal_cost(self, x: jax.Array, regime: jax.Array) -> jax.Array:
         """[2] terminal costs ``psi_k(x)`` in ``regime``."""
-        raise NotImplementedError  # pragma: no cover - protocol
+        ...
 
 
 # Symbols of MATH.md and their shapes, in terms of the dimension letters.

@@ -4,7 +4,9 @@ Paths are vmapped, time is scanned. The regime chain is simulated with exponenti
 times (rate ``-Gamma_ii``, jump law ``Gamma_ij / -Gamma_ii``); an Euler step that straddles a
 jump is split at the jump time (a second jump inside the same step is applied at the start of
 the next step, an ``O(dt^2)`` effect). Works for any game following the
-`ControlQuadraticGame` protocol and any policy ``policy(t, x) -> GaussianPolicy``.
+`ControlQuadraticGame` protocol and any policy ``policy(t, x) -> GaussianPolicy``. As in
+Euler's scheme, policy and coefficients are frozen at the left end point of each grid step
+(the state and regime at the start of each sub-step), an ``O(dt)`` weak error.
 """
 
 from __future__ import annotations
@@ -52,7 +54,12 @@ def _entropy_payments(game, log_or_ent: jax.Array) -> jax.Array:
 
 
 def _euler_substep(game, policy: PolicyFn, scheme: str, t, x, i, h, key):
-    """One Euler-Maruyama step of length ``h >= 0`` in regime ``i``; returns (x, running*h)."""
+    """One Euler-Maruyama step of length ``h >= 0`` in regime ``i``; returns (x, running*h).
+
+    ``t`` is the left end point of the whole grid step (the same for every path, so under
+    `jax.vmap` over paths a time-only part of the policy, e.g. Riccati gains, is computed
+    once per step rather than once per path).
+    """
     pol = policy(t, x).regime(i)
     coef = game.coefficients(x, i)
     lam = game.temperatures
@@ -140,7 +147,7 @@ def _path(game, policy, scheme, num_steps, store, x0, regime0, key):
         j = jnp.where(jumped, _jump_target(k2, game, i), i)
         clock = jnp.where(jumped, _holding_time(k3, game, j, dtype), clock - h)
         h2 = h - h1
-        x, c2 = _euler_substep(game, policy, scheme, t + h1, x, j, h2, k4)
+        x, c2 = _euler_substep(game, policy, scheme, t, x, j, h2, k4)
         clock = jnp.where(jumped, clock - h2, clock)
         out = (x, j) if store else None
         return (x, j, clock, cost + c1 + c2), out

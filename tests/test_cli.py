@@ -10,7 +10,7 @@ from stackjax.cli import main
 
 
 def test_riccati_command_prints_values_monte_carlo_and_writes_plot(tmp_path, capsys):
-    code = main(["riccati", "--example", "cross-term", "--paths", "4000", "--steps", "50",
+    code = main(["riccati", "--example", "cross-term", "--paths", "3000", "--steps", "40",
                  "--num-times", "11", "--out", str(tmp_path)])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out

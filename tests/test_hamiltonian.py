@@ -181,13 +181,21 @@ def test_vmap_over_regimes_matches_loop(num_regimes):
     game = random_game(jax.random.key(3), d=3, m=num_regimes, controlled_diffusion=True)
     sol = sj.riccati_reference(game, num_times=5)
     t, x = jnp.asarray(0.3), jnp.asarray([0.2, -0.4, 1.0])
-    _, _, batched = sj.equilibrium_from_values(sol.value, game, t, x)
-    grads = jax.jacrev(lambda z: sol.value(t, z))(x)
-    hess = jax.hessian(lambda z: sol.value(t, z))(x)
-    for i in range(num_regimes):
-        coef = game.coefficients(x, i)
-        pre = sj.pre_hamiltonian(coef, grads[:, i], sj.hessian_products(hess[:, i], coef))
-        single = sj.pointwise_equilibrium(pre, game.temperatures)
+
+    @jax.jit
+    def both(sol, t, x):
+        _, _, batched = sj.equilibrium_from_values(sol.value, game, t, x)
+        grads = jax.jacrev(lambda z: sol.value(t, z))(x)
+        hess = jax.hessian(lambda z: sol.value(t, z))(x)
+        singles = []
+        for i in range(num_regimes):  # an explicit loop over regimes, no vmap
+            coef = game.coefficients(x, i)
+            pre = sj.pre_hamiltonian(coef, grads[:, i], sj.hessian_products(hess[:, i], coef))
+            singles.append(sj.pointwise_equilibrium(pre, game.temperatures))
+        return batched, singles
+
+    batched, singles = both(sol, t, x)
+    for i, single in enumerate(singles):
         for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(jax.tree.map(lambda v: v[i], batched))):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 

@@ -245,3 +245,24 @@ def test_rejects_non_lq_game_and_bad_concept():
         sj.riccati_reference(scalar_game(), concept="cournot")
     with pytest.raises(TypeError, match="LQGame"):
         sj.riccati_reference(object())
+
+
+def test_float32_by_default_in_a_fresh_process():
+    """Without jax_enable_x64 everything runs in float32 and agrees with float64 to ~1e-5."""
+    import subprocess
+    import sys
+
+    code = (
+        "import jax, numpy as np, stackjax as sj\n"
+        "g = sj.examples.cross_term_game()\n"
+        "s = sj.riccati_reference(g, num_times=11)\n"
+        "v = s.value(0.0, g.x0)\n"
+        "print(v.dtype, *np.asarray(v).ravel())\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "JAX_ENABLE_X64"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    dtype, *values = out.stdout.split()
+    assert dtype == "float32"
+    game = cross_term_game()
+    ref = np.asarray(sj.riccati_reference(game, num_times=11).value(0.0, game.x0)).ravel()
+    np.testing.assert_allclose(np.asarray(values, float), ref, rtol=2e-5)

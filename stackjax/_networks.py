@@ -1,0 +1,190 @@
+"""Value networks of both players in every regime (Flax), with the terminal condition built in.
+
+For player ``k`` and regime ``i`` (MATH.md §5.1),
+``V_{k,i}(t, x) = psi_{k,i}(x) + S_{k,i} tau [ z.A_{k,i}(tau) z + a_{k,i}(tau).z + a0_{k,i}(tau)
++ NN_{k,i}(tau, z) ]`` with
+
+- ``tau = (T - t) / T`` in ``[0, 1]`` and ``z = (x - x0) / s`` (input scaling from the game's
+  horizon, initial state and the sampling scale ``s``);
+- ``psi_{k,i}`` the game's terminal cost: the factor ``tau`` makes ``V(T, x) = psi(x)``
+  **exactly**, so there is no terminal loss term to balance (and no terminal error);
+- a time-dependent quadratic form in ``z`` whose coefficients are linear in a Chebyshev basis
+  of ``tau`` (exact for LQ games up to the time truncation, which converges spectrally because
+  the Riccati coefficients are analytic in ``t``), plus a tanh MLP correction ``NN`` (last
+  layer initialised at zero) for non-quadratic value functions;
+- ``S_{k,i}`` an output scale estimated from the game (terminal and running cost magnitudes
+  on the sampling distribution), so that the bracket is O(1) at initialisation.
+
+Per-regime parameters are stacked on a leading ``[m]`` axis (``vmap`` over ``init``); a regime's
+value depends only on its own parameters, so per-regime derivatives are independent. In a
+zero-sum game (MATH.md §6) a single output per regime is trained and ``V_2 = -V_1`` exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+__all__ = ["Normalization", "ValueModel", "estimate_normalization"]
+
+
+class Normalization(struct.PyTreeNode):
+    """Input and output scaling of the value networks (not trained).
+
+    Attributes:
+      center: [d] ``x0``.
+      state_scale: [] ``s``.
+      horizon: [] ``T``.
+      value_scale: [2, m] ``S_{k,i}``.
+    """
+
+    center: jax.Array
+    state_scale: jax.Array
+    horizon: jax.Array
+    value_scale: jax.Array
+
+
+def estimate_normalization(game, state_scale: float, num_points: int = 512) -> Normalization:
+    """Scales from the game: ``S_{k,i} = RMS psi_{k,i} + T RMS f0_{k,i} + T |lambda_k| + eps``.
+
+    RMS over ``x ~ N(x0, s^2 I)`` (a fixed internal draw, so the result is a deterministic
+    function of the game). ``f0`` is the control-free running cost (§3.1).
+    """
+    dtype = game.initial_state.dtype
+    x = game.initial_state[None, :] + state_scale * jax.random.normal(
+        jax.random.key(20240611), (num_points, game.state_dim), dtype
+    )
+    regimes = jnp.arange(game.num_regimes)
+
+    def at(xs, i):
+        return game.terminal_cost(xs, i), game.coefficients(xs, i).f0  # [2], [2]
+
+    psi, f0 = jax.vmap(jax.vmap(at, in_axes=(None, 0)), in_axes=(0, None))(x, regimes)  # [N, m, 2]
+    rms = lambda a: jnp.sqrt(jnp.mean(a**2, axis=0)).T  # noqa: E731  [2, m]
+    T = game.horizon
+    scale = rms(psi) + T * rms(f0) + T * jnp.abs(game.temperatures)[:, None]
+    scale = scale + 1e-3 * jnp.max(scale) + 1e-6
+    scale = jax.lax.stop_gradient(scale)
+    return Normalization(
+        center=game.initial_state,
+        state_scale=jnp.asarray(state_scale, dtype),
+        horizon=T,
+        value_scale=scale,
+    )
+
+
+def _chebyshev(s: jax.Array, num: int) -> jax.Array:
+    """[num] Chebyshev polynomials ``T_0 .. T_{num-1}`` at ``s`` in ``[-1, 1]``."""
+    out = [jnp.ones_like(s), s]
+    for _ in range(num - 2):
+        out.append(2.0 * s * out[-1] - out[-2])
+    return jnp.stack(out[:num])
+
+
+class _RegimeHead(nn.Module):
+    """Bracket ``[z.A(tau) z + a(tau).z + a0(tau) + NN(tau, z)]`` for ``p`` players, one regime."""
+
+    state_dim: int
+    num_outputs: int
+    time_basis: int
+    width: int
+    depth: int
+    correction: bool
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, tau: jax.Array, z: jax.Array) -> jax.Array:
+        d, p = self.state_dim, self.num_outputs
+        dense = dict(param_dtype=self.param_dtype, dtype=self.param_dtype)
+        feats = _chebyshev(2.0 * tau - 1.0, self.time_basis)  # [K]
+        rows, cols = np.triu_indices(d)
+        zz = z[rows] * z[cols]  # [d (d + 1) / 2]
+        basis = jnp.concatenate([zz, z, jnp.ones((1,), z.dtype)])  # [B]
+        coeffs = nn.Dense(
+            p * basis.shape[0], use_bias=False, kernel_init=nn.initializers.zeros, **dense
+        )(feats)
+        out = coeffs.reshape(p, basis.shape[0]) @ basis  # [p]
+        if self.correction:
+            h = jnp.concatenate([2.0 * tau[None] - 1.0, z])
+            for _ in range(self.depth):
+                h = jnp.tanh(nn.Dense(self.width, **dense)(h))
+            out = out + nn.Dense(p, kernel_init=nn.initializers.zeros, **dense)(h)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueModel:
+    """Static description of the value networks (hashable; part of the solver config).
+
+    Attributes:
+      state_dim, num_regimes: ``d``, ``m``.
+      zero_sum: train one output per regime and set ``V_2 = -V_1``.
+      time_basis: number of Chebyshev polynomials in ``tau`` for the quadratic head.
+      width, depth: of the MLP correction.
+      correction: whether the MLP correction is used.
+    """
+
+    state_dim: int
+    num_regimes: int
+    zero_sum: bool = False
+    time_basis: int = 8
+    width: int = 32
+    depth: int = 2
+    correction: bool = True
+
+    @property
+    def num_outputs(self) -> int:
+        return 1 if self.zero_sum else 2
+
+    def _head(self, dtype) -> _RegimeHead:
+        return _RegimeHead(
+            state_dim=self.state_dim,
+            num_outputs=self.num_outputs,
+            time_basis=self.time_basis,
+            width=self.width,
+            depth=self.depth,
+            correction=self.correction,
+            param_dtype=dtype,
+        )
+
+    def init(self, key: jax.Array, dtype) -> dict:
+        """Parameters with a leading ``[m]`` axis on every leaf (one network per regime)."""
+        head = self._head(dtype)
+        keys = jax.random.split(key, self.num_regimes)
+        tau, z = jnp.zeros((), dtype), jnp.zeros((self.state_dim,), dtype)
+        return jax.vmap(lambda k: head.init(k, tau, z))(keys)
+
+    def regime_value(self, params_i, norm: Normalization, game, i, t, x) -> jax.Array:
+        """``[p]`` values in regime ``i`` (``p = 1`` leader only if zero-sum, else 2 players).
+
+        Args:
+          params_i: parameters of regime ``i`` (no leading ``[m]`` axis).
+          norm: `Normalization`.
+          game: the game (terminal cost).
+          i: int scalar regime.
+          t: [] time.  x: [d] state.
+        """
+        dtype = norm.value_scale.dtype
+        t, x = jnp.asarray(t, dtype), jnp.asarray(x, dtype)
+        tau = (norm.horizon - t) / norm.horizon
+        z = (x - norm.center) / norm.state_scale
+        bracket = self._head(dtype).apply(params_i, tau, z)  # [p]
+        psi = game.terminal_cost(x, i)[: self.num_outputs]
+        return psi + norm.value_scale[: self.num_outputs, i] * tau * bracket
+
+    def expand(self, per_regime: jax.Array) -> jax.Array:
+        """``[p, ...]`` -> ``[2, ...]`` (``V_2 = -V_1`` in a zero-sum game)."""
+        if self.zero_sum:
+            return jnp.concatenate([per_regime, -per_regime], axis=0)
+        return per_regime
+
+    def value(self, params, norm: Normalization, game, t, x) -> jax.Array:
+        """[2, m] values of both players in every regime at ``(t [], x [d])``."""
+        regimes = jnp.arange(self.num_regimes)
+        v = jax.vmap(lambda p, i: self.regime_value(p, norm, game, i, t, x))(params, regimes)
+        return self.expand(v.T)  # [2, m]

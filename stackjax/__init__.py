@@ -23,6 +23,10 @@ from ._hamiltonian import hessian_products as hessian_products
 from ._hamiltonian import pointwise_equilibrium as pointwise_equilibrium
 from ._hamiltonian import pre_hamiltonian as pre_hamiltonian
 from ._hamiltonian import well_posedness_margins as well_posedness_margins
+from ._operators import gradient_and_products as gradient_and_products
+from ._operators import parabolicity_margin as parabolicity_margin
+from ._operators import principal_symbol as principal_symbol
+from ._operators import sketch_diffusion as sketch_diffusion
 from ._residual import equilibrium_from_values as equilibrium_from_values
 from ._residual import hjbi_residual as hjbi_residual
 from ._residual import policy_from_values as policy_from_values
@@ -31,9 +35,19 @@ from ._riccati import FeedbackGains as FeedbackGains
 from ._riccati import RiccatiSolution as RiccatiSolution
 from ._riccati import riccati_reference as riccati_reference
 from ._riccati import riccati_rhs as riccati_rhs
+from ._sampling import resample_by_residual as resample_by_residual
+from ._sampling import sample_on_policy as sample_on_policy
+from ._sampling import sample_points as sample_points
 from ._simulate import Trajectories as Trajectories
 from ._simulate import monte_carlo_cost as monte_carlo_cost
 from ._simulate import simulate as simulate
+from ._train import Solution as Solution
+from ._train import SolverConfig as SolverConfig
+from ._train import TrainingDivergedWarning as TrainingDivergedWarning
+from ._train import TrainState as TrainState
+from ._train import make_train_step as make_train_step
+from ._train import solution_diagnostics as solution_diagnostics
+from ._train import solve as solve
 
 try:
     __version__ = version("stackjax")
@@ -50,22 +64,36 @@ __all__ = [
     "PointEquilibrium",
     "PreHamiltonian",
     "RiccatiSolution",
+    "Solution",
+    "SolverConfig",
+    "TrainState",
+    "TrainingDivergedWarning",
     "Trajectories",
     "equilibrium_from_values",
     "evaluate",
     "examples",
     "gibbs_quadratic",
+    "gradient_and_products",
     "hessian_products",
     "hjbi_residual",
     "load_game",
     "make_lq_game",
+    "make_train_step",
     "monte_carlo_cost",
+    "parabolicity_margin",
     "pointwise_equilibrium",
     "policy_from_values",
     "pre_hamiltonian",
+    "principal_symbol",
+    "resample_by_residual",
     "riccati_reference",
     "riccati_rhs",
+    "sample_on_policy",
+    "sample_points",
     "simulate",
+    "sketch_diffusion",
+    "solution_diagnostics",
+    "solve",
     "terminal_residual",
     "well_posedness_margins",
 ]

@@ -252,9 +252,7 @@ class LQGame(struct.PyTreeNode):
     def terminal_cost(self, x: jax.Array, regime: jax.Array) -> jax.Array:
         """[2] terminal costs ``x.G x + 2 g.x + g0`` in ``regime``."""
         i = regime
-        return (
-            jnp.einsum("d,kde,e->k", x, self.G[:, i], x) + 2.0 * self.g[:, i] @ x + self.g0[:, i]
-        )
+        return jnp.einsum("d,kde,e->k", x, self.G[:, i], x) + 2.0 * self.g[:, i] @ x + self.g0[:, i]
 
     # Conversion -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -450,15 +448,23 @@ def _check_values(arrays, T: float, lam: np.ndarray, x0: np.ndarray, zero_sum: b
               "off-diagonal entries are jump rates and must be >= 0")  # fmt: skip
     rows = Gamma.sum(axis=1)
     scale = max(1.0, float(np.abs(Gamma).max()))
-    if np.any(np.abs(rows) > 1e-8 * scale):
-        _fail("Gamma", f"rows must sum to 0, got row sums {rows}",
-              "set each diagonal entry to minus the sum of the off-diagonal rates in its row")  # fmt: skip
+    # Tolerance of the storage dtype (float32 rounding of a valid generator leaves ~1e-7 sums).
+    tol = max(1e-8, 64 * float(np.finfo(np.asarray(arrays["Gamma"]).dtype).eps))
+    if np.any(np.abs(rows) > tol * scale):
+        _fail(
+            "Gamma",
+            f"rows must sum to 0, got row sums {rows}",
+            "set each diagonal entry to minus the sum of the off-diagonal rates in its row",
+        )
     for name in _SYMMETRIC:
         arr = np_arrays[name]
         asym = np.abs(arr - np.swapaxes(arr, -1, -2)).max()
         if asym > 1e-10 * max(1.0, float(np.abs(arr).max())):
-            _fail(name, f"must be symmetric in its last two axes (max |M - M^T| = {asym:.3g})",
-                  f"pass the symmetric part ({name} + {name}^T) / 2, which defines the same cost")  # fmt: skip
+            _fail(
+                name,
+                f"must be symmetric in its last two axes (max |M - M^T| = {asym:.3g})",
+                f"pass the symmetric part ({name} + {name}^T) / 2, which defines the same cost",
+            )
     _check_terminal_well_posedness(np_arrays, lam, zero_sum)
 
 
@@ -475,7 +481,11 @@ def _check_terminal_well_posedness(a, lam: np.ndarray, zero_sum: bool) -> None:
         def tilde(k, Ra, Da, Db):
             return a[Ra][k, i] + np.einsum("lda,de,leb->ab", a[Da][i], a["G"][k, i], a[Db][i])
 
-        R11_1, R12_1, R22_1 = tilde(0, "R11", "D1", "D1"), tilde(0, "R12", "D1", "D2"), tilde(0, "R22", "D2", "D2")
+        R11_1, R12_1, R22_1 = (
+            tilde(0, "R11", "D1", "D1"),
+            tilde(0, "R12", "D1", "D2"),
+            tilde(0, "R22", "D2", "D2"),
+        )
         R21_2, R22_2 = tilde(1, "R12", "D1", "D2").T, tilde(1, "R22", "D2", "D2")  # fmt: skip
         where = f"in regime {i} at the terminal time (R-tilde = R + sum_l D^T G D, MATH.md §4.5)"
         if zero_sum:

@@ -96,7 +96,9 @@ def safe_cholesky(cov: jax.Array) -> jax.Array:
 
 
 def gaussian_log_density(cov: jax.Array, noise: jax.Array) -> jax.Array:
-    """``log N(u; mu, Sigma)`` for ``u = mu + chol(Sigma) xi``: ``-1/2 log det(2 pi Sigma) - |xi|^2/2``.
+    """``log N(u; mu, Sigma)`` at ``u = mu + chol(Sigma) xi``.
+
+    Equals ``-1/2 log det(2 pi Sigma) - |xi|^2 / 2``.
 
     Args:
       cov: [k, k] positive definite covariance.

@@ -92,7 +92,9 @@ class PreHamiltonian(struct.PyTreeNode):
         )
 
 
-def pre_hamiltonian(coef: Coefficients, gradients: jax.Array, hp: HessianProducts) -> PreHamiltonian:
+def pre_hamiltonian(
+    coef: Coefficients, gradients: jax.Array, hp: HessianProducts
+) -> PreHamiltonian:
     """Pre-Hamiltonian coefficients of both players at one point and regime (MATH.md §3.2).
 
     ``Rt^{ab}_k = R^{ab}_k + 1/2 sum_l (D^l_a)^T M_k D^l_b``,
@@ -177,7 +179,9 @@ def pointwise_equilibrium(
 
     # One Cholesky factor per matrix (WP-F: fails with NaN if Rt22_2 is not PD).
     chol_f = jnp.linalg.cholesky(R22_2)
-    solved = jax.scipy.linalg.cho_solve((chol_f, True), jnp.concatenate([R21_2, rho2_2[:, None]], 1))
+    solved = jax.scipy.linalg.cho_solve(
+        (chol_f, True), jnp.concatenate([R21_2, rho2_2[:, None]], 1)
+    )
     reaction, offset = -solved[:, :k1], -solved[:, k1]  # Lambda [k2, k1], kappa [k2]
     if concept == "stackelberg":
         Rbar = R11_1 + R12_1 @ reaction + reaction.T @ R12_1.T + reaction.T @ R22_1 @ reaction

@@ -137,8 +137,14 @@ def _regime_terms(data, P, p, lam, concept: str, zero_sum: bool, with_margins: b
     dtype = Rt.dtype
     pos1, pos2 = lam1 > 0, lam2 > 0
     chol_11 = jnp.linalg.cholesky(jnp.where(pos1, Rt11_1, jnp.eye(k1, dtype=dtype)))
-    Sigma1 = jnp.where(pos1, 0.5 * lam1 * jax.scipy.linalg.cho_solve((chol_11, True), jnp.eye(k1, dtype=dtype)), 0.0)
-    Sigma2 = jnp.where(pos2, 0.5 * lam2 * jax.scipy.linalg.cho_solve((chol_f, True), jnp.eye(k2, dtype=dtype)), 0.0)
+    Sigma1 = jnp.where(
+        pos1,
+        0.5 * lam1 * jax.scipy.linalg.cho_solve((chol_11, True), jnp.eye(k1, dtype=dtype)),
+        0.0,
+    )
+    Sigma2 = jnp.where(
+        pos2, 0.5 * lam2 * jax.scipy.linalg.cho_solve((chol_f, True), jnp.eye(k2, dtype=dtype)), 0.0
+    )
     safe1 = jnp.where(pos1, lam1, 1.0)
     safe2 = jnp.where(pos2, lam2, 1.0)
     logdet11 = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_11)))
@@ -159,7 +165,15 @@ def _regime_terms(data, P, p, lam, concept: str, zero_sum: bool, with_margins: b
     CPC = jnp.einsum("lde,kdf,lfg->keg", C, P, C)
     LRL = jnp.einsum("ad,kab,be->kde", L, Rt, L)
     LE = jnp.einsum("ad,kae->kde", L, E)
-    FP = data["Q"] + P @ A + jnp.swapaxes(A, 0, 1)[None] @ P + CPC + LRL - LE - jnp.swapaxes(LE, 1, 2)
+    FP = (
+        data["Q"]
+        + P @ A
+        + jnp.swapaxes(A, 0, 1)[None] @ P
+        + CPC
+        + LRL
+        - LE
+        - jnp.swapaxes(LE, 1, 2)
+    )
     Fp = (
         data["q"]
         + p @ A
@@ -231,9 +245,7 @@ def _hermite(s, grid_values, grid_slopes):
     h11 = u**2 * (u - 1)
 
     def leaf(values, slopes):
-        return (
-            h00 * values[j] + h10 * h * slopes[j] + h01 * values[j + 1] + h11 * h * slopes[j + 1]
-        )
+        return h00 * values[j] + h10 * h * slopes[j] + h01 * values[j + 1] + h11 * h * slopes[j + 1]
 
     return jax.tree.map(leaf, grid_values, grid_slopes)
 
@@ -349,7 +361,11 @@ def _check_finite_and_well_posed(times, P, p, c, margins, result, concept):
     if concrete:
         if not bool(ok_solver) or not bool(finite):
             bad = np.nonzero(~np.isfinite(np.asarray(c)).all(axis=(1, 2)))[0]
-            when = f"; non-finite values from t = {float(times[bad.max()]):.4g} backward" if bad.size else ""
+            when = (
+                f"; non-finite values from t = {float(times[bad.max()]):.4g} backward"
+                if bad.size
+                else ""
+            )
             raise ValueError(
                 "riccati_reference: the coupled Riccati system has no solution on [0, T] "
                 f"({concept}; integrator: {result}{when}). Finite escape or a lost "
@@ -429,9 +445,7 @@ def riccati_reference(
     )  # fmt: skip
 
 
-@functools.partial(
-    jax.jit, static_argnames=("concept", "num_times", "rtol", "atol", "max_steps")
-)
+@functools.partial(jax.jit, static_argnames=("concept", "num_times", "rtol", "atol", "max_steps"))
 def _integrate(game: LQGame, *, concept, num_times, rtol, atol, max_steps):
     """Backward Dopri8 integration; returns grid values (ascending t), rates, WP margins."""
     dtype = game.A.dtype

@@ -105,7 +105,9 @@ def _euler_substep(game, policy: PolicyFn, scheme: str, t, x, i, h, key):
 def _safe_log_density(cov, xi):
     k = cov.shape[-1]
     zero = jnp.all(cov == 0)
-    return jnp.where(zero, 0.0, gaussian_log_density(jnp.where(zero, jnp.eye(k, dtype=cov.dtype), cov), xi))
+    return jnp.where(
+        zero, 0.0, gaussian_log_density(jnp.where(zero, jnp.eye(k, dtype=cov.dtype), cov), xi)
+    )
 
 
 def _neg_entropy(lam, cov):
@@ -125,7 +127,9 @@ def _holding_time(key, game, i, dtype):
 def _jump_target(key, game, i):
     rates = game.generator[i]
     m = rates.shape[0]
-    logits = jnp.where((jnp.arange(m) != i) & (rates > 0), jnp.log(jnp.maximum(rates, 1e-300)), -jnp.inf)
+    logits = jnp.where(
+        (jnp.arange(m) != i) & (rates > 0), jnp.log(jnp.maximum(rates, 1e-300)), -jnp.inf
+    )
     return jax.random.categorical(key, logits).astype(jnp.int32)
 
 
@@ -170,9 +174,7 @@ def _validate(game, x0, regime0, num_paths, num_steps, scheme):
     if x0.shape != (game.state_dim,):
         raise ValueError(f"`x0` must have shape [d] = ({game.state_dim},), got {x0.shape}.")
     if not isinstance(regime0, jax.core.Tracer) and not 0 <= int(regime0) < game.num_regimes:
-        raise ValueError(
-            f"`regime0` must be in [0, {game.num_regimes - 1}], got {regime0}."
-        )
+        raise ValueError(f"`regime0` must be in [0, {game.num_regimes - 1}], got {regime0}.")
     return x0, jnp.asarray(regime0, jnp.int32)
 
 

@@ -16,9 +16,7 @@ def _pyplot():
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Plotting needs matplotlib: pip install 'stackjax[plot]'"
-        ) from err
+        raise ImportError("Plotting needs matplotlib: pip install 'stackjax[plot]'") from err
     return plt
 
 
@@ -62,7 +60,9 @@ def plot_value_and_policy(solution, *, reference=None, num_points: int = 101, sp
     for k, player in enumerate(("leader", "follower")):
         ax = axes[0, k]
         for i in range(m):
-            ax.plot(np.asarray(s), values[:, k, i], color=colors[i % len(colors)], label=f"regime {i}")
+            ax.plot(
+                np.asarray(s), values[:, k, i], color=colors[i % len(colors)], label=f"regime {i}"
+            )
             if ref is not None:
                 ax.plot(np.asarray(s), ref[0][:, k, i], "--", color=colors[i % len(colors)], lw=1)
         ax.set_xlabel("x_1 - x0_1  (other coordinates at x0, t = 0)")
@@ -77,7 +77,9 @@ def plot_value_and_policy(solution, *, reference=None, num_points: int = 101, sp
             ax.plot(np.asarray(ts), mean[:, i, 0], color=c, label=f"regime {i}")
             std = np.sqrt(np.maximum(cov[:, i, 0, 0], 0.0))
             if np.any(std > 0):
-                ax.fill_between(np.asarray(ts), mean[:, i, 0] - std, mean[:, i, 0] + std, color=c, alpha=0.15)
+                ax.fill_between(
+                    np.asarray(ts), mean[:, i, 0] - std, mean[:, i, 0] + std, color=c, alpha=0.15
+                )
             if ref is not None:
                 ref_mean = ref[1].mean_leader if k == 0 else ref[1].mean_follower
                 ax.plot(np.asarray(ts), ref_mean[:, i, 0], "--", color=c, lw=1)

@@ -26,7 +26,6 @@ def _expected_costs(game, feedback, x0, regime0, *, rtol=1e-11):
     """
     g = {k: np.asarray(v, float) for k, v in game.to_dict().items() if k != "zero_sum"}
     m, d = g["Gamma"].shape[0], g["A"].shape[-1]
-    k1, k2 = g["B1"].shape[-1], g["B2"].shape[-1]
     lam = g["lam"]
     e = np.zeros(d + 1)
     e[-1] = 1.0
@@ -48,7 +47,10 @@ def _expected_costs(game, feedback, x0, regime0, *, rtol=1e-11):
                 Cb = np.hstack([g["C"][i, l], g["s"][i, l][:, None]])
                 Gl = pad(Cb - g["D1"][i, l] @ Lb1[i] - g["D2"][i, l] @ Lb2[i])
                 diff += Gl @ S[i] @ Gl.T
-                Xi[:d, :d] += g["D1"][i, l] @ Sig1[i] @ g["D1"][i, l].T + g["D2"][i, l] @ Sig2[i] @ g["D2"][i, l].T
+                Xi[:d, :d] += (
+                    g["D1"][i, l] @ Sig1[i] @ g["D1"][i, l].T
+                    + g["D2"][i, l] @ Sig2[i] @ g["D2"][i, l].T
+                )
             diff += Xi * S[i][-1, -1]
             diff += sum(g["Gamma"][j, i] * S[j] for j in range(m))
             dS[i] = diff
@@ -65,9 +67,15 @@ def _expected_costs(game, feedback, x0, regime0, *, rtol=1e-11):
                 for a, (lam_a, Sig) in enumerate(((lam[0], Sig1[i]), (lam[1], Sig2[i]))):
                     if lam_a > 0:
                         ent = -0.5 * lam_a * np.linalg.slogdet(2 * np.pi * np.e * Sig)[1]
-                        sign = (1.0 if a == k else 0.0) if not game.zero_sum else (1.0 if a == 0 else -1.0) * (1.0 if k == 0 else -1.0)
+                        sign = (
+                            (1.0 if a == k else 0.0)
+                            if not game.zero_sum
+                            else (1.0 if a == 0 else -1.0) * (1.0 if k == 0 else -1.0)
+                        )
                         const += sign * ent
-                Cz = Tmat.T @ M @ Tmat + np.outer(e, lin) + np.outer(lin, e) + const * np.outer(e, e)
+                Cz = (
+                    Tmat.T @ M @ Tmat + np.outer(e, lin) + np.outer(lin, e) + const * np.outer(e, e)
+                )
                 dJ[k] += np.sum(Cz * S[i])
         return np.concatenate([dS.ravel(), dJ])
 
@@ -81,7 +89,9 @@ def _expected_costs(game, feedback, x0, regime0, *, rtol=1e-11):
     J = out.y[-2:, -1].copy()
     for i in range(m):
         for k in range(2):
-            Gb = np.block([[g["G"][k, i], g["g"][k, i][:, None]], [g["g"][k, i][None, :], g["g0"][k, i]]])
+            Gb = np.block(
+                [[g["G"][k, i], g["g"][k, i][:, None]], [g["g"][k, i][None, :], g["g0"][k, i]]]
+            )
             J[k] += np.sum(Gb * S_T[i])
     return J
 
@@ -101,7 +111,9 @@ def _equilibrium_feedback(sol):
 
 @pytest.fixture(scope="module", params=["cross-term", "controlled-diffusion"])
 def setup(request):
-    game = {"cross-term": cross_term_game, "controlled-diffusion": controlled_diffusion_game}[request.param]()
+    game = {"cross-term": cross_term_game, "controlled-diffusion": controlled_diffusion_game}[
+        request.param
+    ]()
     # Fine output grid: gains between grid points come from Hermite-interpolated P (error ~h^4).
     sol = sj.riccati_reference(game, num_times=201)
     return game, sol, _equilibrium_feedback(sol)
@@ -111,12 +123,17 @@ def test_moment_equations_reproduce_the_value(setup):
     game, sol, fb = setup
     for i0 in range(game.num_regimes):
         J = _expected_costs(game, lambda t: fb(t)[:4], game.x0, i0)
-        np.testing.assert_allclose(J, np.asarray(sol.value(0.0, game.x0))[:, i0], rtol=1e-8, atol=1e-9)
+        np.testing.assert_allclose(
+            J, np.asarray(sol.value(0.0, game.x0))[:, i0], rtol=1e-8, atol=1e-9
+        )
 
 
 def _deviation_curve(game, V, policy_at_eps, player, eps=(0.0, 1e-3, -1e-3, 0.05, 0.1)):
     """Cost changes at e = 0.05, 0.1 and the central-difference slope at e = +-1e-3."""
-    costs = {e: _expected_costs(game, lambda t, e=e: policy_at_eps(t, e), game.x0, 0)[player] for e in eps}
+    costs = {
+        e: _expected_costs(game, lambda t, e=e: policy_at_eps(t, e), game.x0, 0)[player]
+        for e in eps
+    }
     np.testing.assert_allclose(costs[0.0], V, rtol=1e-8)
     d1, d2 = costs[0.05] - V, costs[0.1] - V
     slope = (costs[1e-3] - costs[-1e-3]) / 2e-3

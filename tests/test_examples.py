@@ -25,7 +25,9 @@ def _parabolicity_margin(game, sol, t, x, directions):
             E = jnp.outer(xi, xi)
             zero = jnp.zeros_like(E)
             columns = [
-                jax.jvp(hamiltonian, (hess[:, i],), (jnp.stack([E, zero] if kp == 0 else [zero, E]),))[1]
+                jax.jvp(
+                    hamiltonian, (hess[:, i],), (jnp.stack([E, zero] if kp == 0 else [zero, E]),)
+                )[1]
                 for kp in range(2)
             ]
             return jnp.min(jnp.real(jnp.linalg.eigvals(jnp.stack(columns, axis=1))))
@@ -41,7 +43,9 @@ def test_controlled_diffusion_example_is_parabolic_on_the_evaluation_distributio
     sol = sj.riccati_reference(game, num_times=21)
     key = jax.random.key(0)
     t = jax.random.uniform(key, (256,)) * game.T
-    x = game.x0[None, :] + scale * jax.random.normal(jax.random.fold_in(key, 1), (256, game.state_dim))
+    x = game.x0[None, :] + scale * jax.random.normal(
+        jax.random.fold_in(key, 1), (256, game.state_dim)
+    )
     xi = jax.random.normal(jax.random.fold_in(key, 2), (64, game.state_dim))
     xi = xi / jnp.linalg.norm(xi, axis=1, keepdims=True)
     margins = jax.jit(jax.vmap(lambda t_, x_: _parabolicity_margin(game, sol, t_, x_, xi)))(t, x)

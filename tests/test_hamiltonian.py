@@ -23,7 +23,10 @@ def test_gibbs_minimizer_matches_1d_quadrature(seed):
 
     shift = -l / w  # integrate around the mode for accuracy
     z = integrate.quad(lambda u: np.exp(-(energy(u) - energy(shift)) / lam), -np.inf, np.inf)[0]
-    m1 = integrate.quad(lambda u: u * np.exp(-(energy(u) - energy(shift)) / lam), -np.inf, np.inf)[0] / z
+    m1 = (
+        integrate.quad(lambda u: u * np.exp(-(energy(u) - energy(shift)) / lam), -np.inf, np.inf)[0]
+        / z
+    )
     m2 = integrate.quad(lambda u: (u - m1) ** 2 * np.exp(-(energy(u) - energy(shift)) / lam), -np.inf, np.inf)[0] / z  # fmt: skip
     soft_min = energy(shift) - lam * np.log(z)  # min over densities of E[energy] + lam E[log pi]
     np.testing.assert_allclose(float(value), soft_min, rtol=1e-10, atol=1e-12)
@@ -40,10 +43,18 @@ def test_gibbs_minimizer_beats_perturbed_gaussians_2d(seed):
     l, lam = rng.normal(size=2), 0.4
 
     def free_energy(mu, cov):
-        return mu @ w @ mu + np.trace(w @ cov) + 2 * l @ mu - 0.5 * lam * np.linalg.slogdet(2 * np.pi * np.e * cov)[1]
+        return (
+            mu @ w @ mu
+            + np.trace(w @ cov)
+            + 2 * l @ mu
+            - 0.5 * lam * np.linalg.slogdet(2 * np.pi * np.e * cov)[1]
+        )
 
-    mean, cov, value = (np.asarray(v) for v in sj.gibbs_quadratic(jnp.asarray(w), jnp.asarray(l), lam))
+    mean, cov, value = (
+        np.asarray(v) for v in sj.gibbs_quadratic(jnp.asarray(w), jnp.asarray(l), lam)
+    )
     np.testing.assert_allclose(free_energy(mean, cov), value, rtol=1e-12)
+
     # Brute force over Gaussian parameters (mean, Cholesky factor).
     def objective(theta):
         chol = np.array([[np.exp(theta[2]), 0.0], [theta[3], np.exp(theta[4])]])
@@ -127,11 +138,15 @@ def test_follower_reaction_to_bimodal_leader_depends_on_mean_only():
     lam2 = 0.2
     eq = sj.pointwise_equilibrium(pre, jnp.array([0.3, lam2]))
     u1 = np.linspace(-8, 8, 4001)
-    bimodal = 0.3 * np.exp(-0.5 * ((u1 + 1.5) / 0.4) ** 2) + 0.7 * np.exp(-0.5 * ((u1 - 2.0) / 0.7) ** 2)
+    bimodal = 0.3 * np.exp(-0.5 * ((u1 + 1.5) / 0.4) ** 2) + 0.7 * np.exp(
+        -0.5 * ((u1 - 2.0) / 0.7) ** 2
+    )
     bimodal /= np.trapezoid(bimodal, u1)
     mean_u1 = np.trapezoid(u1 * bimodal, u1)
     u2 = np.linspace(-10, 10, 4001)
-    h2 = jax.vmap(jax.vmap(lambda a, b: pre.evaluate(jnp.array([a]), jnp.array([b]))[1], (0, None)), (None, 0))
+    h2 = jax.vmap(
+        jax.vmap(lambda a, b: pre.evaluate(jnp.array([a]), jnp.array([b]))[1], (0, None)), (None, 0)
+    )
     g = np.trapezoid(np.asarray(h2(jnp.asarray(u1), jnp.asarray(u2))) * bimodal, u1, axis=1)  # [u2]
     density = np.exp(-(g - g.min()) / lam2)
     density /= np.trapezoid(density, u2)
@@ -158,7 +173,12 @@ def test_leader_hamiltonian_is_minimum_over_gaussian_policies(seed):
         mu2 = -(R["R12"][1, 0, 0] * mu1 + R["rho2"][1, 0]) / Rt22_2  # follower's reaction
         h1 = (R["R11"][0, 0, 0] * mu1**2 + 2 * R["R12"][0, 0, 0] * mu1 * mu2 + R["R22"][0, 0, 0] * mu2**2
               + 2 * R["rho1"][0, 0] * mu1 + 2 * R["rho2"][0, 0] * mu2 + R["h0"][0])  # fmt: skip
-        return h1 + R["R11"][0, 0, 0] * var1 + R["R22"][0, 0, 0] * var2 - 0.5 * lam[0] * np.log(2 * np.pi * np.e * var1)
+        return (
+            h1
+            + R["R11"][0, 0, 0] * var1
+            + R["R22"][0, 0, 0] * var2
+            - 0.5 * lam[0] * np.log(2 * np.pi * np.e * var1)
+        )
 
     best = optimize.minimize(leader_objective, np.array([0.0, -1.0]), method="Nelder-Mead",
                              options={"xatol": 1e-12, "fatol": 1e-14, "maxiter": 10000})  # fmt: skip
@@ -196,7 +216,9 @@ def test_vmap_over_regimes_matches_loop(num_regimes):
 
     batched, singles = both(sol, t, x)
     for i, single in enumerate(singles):
-        for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(jax.tree.map(lambda v: v[i], batched))):
+        for a, b in zip(
+            jax.tree.leaves(single), jax.tree.leaves(jax.tree.map(lambda v: v[i], batched))
+        ):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 

@@ -107,10 +107,12 @@ def test_zero_sum_differs_from_general_sum_only_in_constants():
 
 
 # -- Residual of the Riccati value function -----------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _residual_fn(concept):
     def residuals(sol, ts, xs):
-        return jax.vmap(lambda t, x: sj.hjbi_residual(sol.value, sol.game, t, x, concept=concept))(ts, xs)
+        return jax.vmap(lambda t, x: sj.hjbi_residual(sol.value, sol.game, t, x, concept=concept))(
+            ts, xs
+        )
 
     return jax.jit(residuals)
 
@@ -150,7 +152,9 @@ def test_time_derivative_matches_finite_differences_of_the_integrated_solution()
     for values, rates in ((sol.P, sol.dP), (sol.p, sol.dp), (sol.c, sol.dc)):
         v = np.asarray(values)
         fd = (-v[4:] + 8 * v[3:-1] - 8 * v[1:-3] + v[:-4]) / (12 * h)
-        np.testing.assert_allclose(fd, np.asarray(rates)[2:-2], rtol=0, atol=1e-7 * (1 + np.abs(v).max()))
+        np.testing.assert_allclose(
+            fd, np.asarray(rates)[2:-2], rtol=0, atol=1e-7 * (1 + np.abs(v).max())
+        )
 
 
 # -- Temperatures -------------------------------------------------------------------------------
@@ -165,7 +169,9 @@ def test_P_and_p_do_not_depend_on_temperature_and_covariances_scale_linearly():
         g = jax.vmap(sol.gains)(sol.times)
         return sol.P, sol.p, sol.c, g.cov_leader, g.cov_follower, g.L1, g.l2
 
-    P, p, c, cov1, cov2, L1, l2 = jax.vmap(solve)(factors)  # one compiled solve for all temperatures
+    P, p, c, cov1, cov2, L1, l2 = jax.vmap(solve)(
+        factors
+    )  # one compiled solve for all temperatures
     for arr in (P, p, L1, l2):
         np.testing.assert_allclose(arr, jnp.broadcast_to(arr[0], arr.shape), rtol=1e-11, atol=1e-12)
     np.testing.assert_array_equal(cov1[0], 0.0)
@@ -181,12 +187,23 @@ def test_constant_shift_closed_form_without_controlled_diffusion():
 
     game = scalar_game()
     lam = np.asarray(game.lam)
-    sol, sol0 = sj.riccati_reference(game, num_times=5), sj.riccati_reference(game.replace_temperatures((0.0, 0.0)), num_times=5)
+    sol, sol0 = (
+        sj.riccati_reference(game, num_times=5),
+        sj.riccati_reference(game.replace_temperatures((0.0, 0.0)), num_times=5),
+    )
     R11, R22 = np.asarray(game.R11), np.asarray(game.R22)
     # eps_k (d1 = d2 = 1): own entropy -lam_k/2 log(pi lam_k / R_kk) + lam_k/2 ... written via Sigma.
     sig1, sig2 = lam[0] / (2 * R11[0, :, 0, 0]), lam[1] / (2 * R22[1, :, 0, 0])
-    eps1 = R11[0, :, 0, 0] * sig1 + R22[0, :, 0, 0] * sig2 - 0.5 * lam[0] * np.log(2 * np.pi * np.e * sig1)
-    eps2 = R11[1, :, 0, 0] * sig1 + R22[1, :, 0, 0] * sig2 - 0.5 * lam[1] * np.log(2 * np.pi * np.e * sig2)
+    eps1 = (
+        R11[0, :, 0, 0] * sig1
+        + R22[0, :, 0, 0] * sig2
+        - 0.5 * lam[0] * np.log(2 * np.pi * np.e * sig1)
+    )
+    eps2 = (
+        R11[1, :, 0, 0] * sig1
+        + R22[1, :, 0, 0] * sig2
+        - 0.5 * lam[1] * np.log(2 * np.pi * np.e * sig2)
+    )
     Gamma, T = np.asarray(game.Gamma), float(game.T)
     for k, eps in enumerate((eps1, eps2)):
         shift = integrate.quad_vec(lambda s: expm(Gamma * s) @ eps, 0.0, T, epsabs=1e-14)[0]
@@ -260,7 +277,9 @@ def test_float32_by_default_in_a_fresh_process():
         "print(v.dtype, *np.asarray(v).ravel())\n"
     )
     env = {k: v for k, v in __import__("os").environ.items() if k != "JAX_ENABLE_X64"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
     dtype, *values = out.stdout.split()
     assert dtype == "float32"
     game = cross_term_game()

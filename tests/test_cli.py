@@ -18,9 +18,39 @@ def test_riccati_command_prints_values_monte_carlo_and_writes_plot(tmp_path, cap
     values = np.asarray(sj.riccati_reference(game, num_times=11).value(0.0, game.x0))
     for i in range(game.num_regimes):
         row = re.search(rf"^regime {i}\s+(\S+)\s+(\S+)\s*$", out, re.MULTILINE)
-        np.testing.assert_allclose([float(row.group(1)), float(row.group(2))], values[:, i], atol=1e-6)
+        np.testing.assert_allclose(
+            [float(row.group(1)), float(row.group(2))], values[:, i], atol=1e-6
+        )
     z_scores = [float(z) for z in re.findall(r"\s([+-]\d+\.\d+)\s+(?:ok|CHECK)", out)]
     assert len(z_scores) == 2 * game.num_regimes
     assert max(abs(z) for z in z_scores) < 4.0
     assert (tmp_path / "riccati_cross-term.png").stat().st_size > 10_000
     assert jax.config.jax_enable_x64
+
+
+def test_solve_command_trains_compares_with_riccati_and_writes_plots(tmp_path, capsys):
+    code = main(["solve", "--example", "random", "--dim", "2", "--regimes", "2", "--steps", "300",
+                 "--paths", "500", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    rows = re.findall(
+        r"^regime (\d)\s+(leader|follower)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", out, re.MULTILINE
+    )
+    assert len(rows) == 4  # 2 regimes x 2 players
+    errors = np.array([[float(v) for v in row[2:]] for row in rows])  # value, policy mean, at x0
+    assert np.all(np.isfinite(errors))
+    assert errors[:, 0].max() < 5e-2, out
+    assert errors[:, 1].max() < 1e-1, out
+    z_scores = [
+        float(z) for z in re.findall(r"\s([+-]\d+\.\d+)\s+(?:ok|CHECK)\s*$", out, re.MULTILINE)
+    ]
+    assert len(z_scores) == 4
+    assert np.all(np.isfinite(z_scores))
+    assert "wall" in out
+    assert (tmp_path / "solve_random.png").stat().st_size > 10_000
+    assert (tmp_path / "solve_random_history.png").stat().st_size > 10_000
+
+
+def test_solve_command_rejects_dimensions_contradicting_a_fixed_example(capsys):
+    assert main(["solve", "--example", "scalar", "--dim", "3"]) == 2
+    assert "fixed --dim 1" in capsys.readouterr().err

@@ -49,14 +49,18 @@ def scipy_qse(A, B, tau, grid, num_starts):
     return best
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small run (CI)")
     parser.add_argument("--games", type=int, default=None)
     parser.add_argument("--scipy-games", type=int, default=None)
     parser.add_argument("--size", type=int, default=5)
     parser.add_argument("--temperature", type=float, default=0.1)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent / "results",
+        help="results directory",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
     games = args.games or (500 if args.quick else 10_000)
     scipy_games = args.scipy_games or (10 if args.quick else 100)
     m = n = args.size
@@ -118,12 +122,13 @@ def main():
     print(f"compile time (jax): {compile_time:.2f} s")
     print(f"speedup: {result['speedup']:.0f}x   (goal >= 100x)")
     print(f"max (scipy - jax) leader value on common games: {agreement:.2e}")
-    out_dir = pathlib.Path(__file__).resolve().parent / "results"
+    out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "discrete_qse.json"
     path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
     assert math.isfinite(result["speedup"])
+    return result
 
 
 if __name__ == "__main__":

@@ -248,7 +248,8 @@ def _detect_controlled(game, config: SolverConfig) -> bool:
         return bool(config.controlled_diffusion)
     if isinstance(game, LQGame) and _is_concrete((game.D1, game.D2)):
         return bool(np.any(np.asarray(game.D1) != 0) or np.any(np.asarray(game.D2) != 0))
-    return True
+    flag = getattr(game, "has_controlled_diffusion", None)  # static flag of protocol games
+    return flag if isinstance(flag, bool) else True
 
 
 def _model(game, config: SolverConfig) -> ValueModel:
@@ -421,7 +422,9 @@ class Solution(struct.PyTreeNode):
       state: the final (resumable) `TrainState`.
       game: the game (in the solver's dtype).
       history: ``step [N]``, ``loss [N]``, ``residual [N, 2, m]`` per optimisation step, and
-        ``error_step [E]``, ``value_error [E, 2, m]``, ``mean_error [E, 2, m]`` (leader and
+        ``error_step [E]`` (Adam steps, then Adam steps + Gauss-Newton iterations),
+        ``error_seconds [E]`` (training wall time in s, compilation included, the checks
+        themselves excluded), ``value_error [E, 2, m]``, ``mean_error [E, 2, m]`` (leader and
         follower mean errors stacked) at the reference checks (``E = 0`` if none).
       diagnostics: see `solution_diagnostics`; plus ``diverged``, ``train_seconds``.
       config: the `SolverConfig` (static).
@@ -565,21 +568,33 @@ def _initial_status(m: int, dtype) -> _Status:
 
 
 @functools.partial(jax.jit, static_argnames=("config", "controlled", "num"))
-def _run_chunk(game, state, status, base_key, *, config, controlled, num):
-    """``num`` guarded training steps in one ``lax.scan`` (step keys ``fold_in(key, step)``)."""
+def _run_chunk(game, state, status, base_key, stop, *, config, controlled, num):
+    """``num`` guarded training steps in one ``lax.scan`` (step keys ``fold_in(key, step)``).
+
+    Steps with ``state.step >= stop`` (a traced bound) are skipped, so a shorter last chunk (or
+    a stop after a resume) reuses the compiled chunk of length ``num = chunk_size``; their
+    metrics are NaN and are dropped by the caller.
+    """
     _, train_step = make_train_step(game, config, controlled=controlled)
+
+    def skip(state, key):
+        _, shapes = jax.eval_shape(train_step, state, key)
+        return state, jax.tree.map(lambda a: jnp.full(a.shape, jnp.nan, a.dtype), shapes)
 
     def body(carry, _):
         state, status = carry
-        new, metrics = train_step(state, jax.random.fold_in(base_key, state.step))
+        active = state.step < stop
+        new, metrics = jax.lax.cond(
+            active, train_step, skip, state, jax.random.fold_in(base_key, state.step)
+        )
         loss = metrics["loss"]
-        first = jnp.where(jnp.isnan(status.first_loss), loss, status.first_loss)
+        first = jnp.where(jnp.isnan(status.first_loss) & active, loss, status.first_loss)
         params_ok = jnp.all(
             jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new.params)])
         )
         exploded = loss > config.divergence_factor * first
-        ok = jnp.isfinite(loss) & params_ok & ~exploded & ~status.diverged
-        now = ~ok & ~status.diverged
+        ok = active & jnp.isfinite(loss) & params_ok & ~exploded & ~status.diverged
+        now = active & ~ok & ~status.diverged
         status = _Status(
             diverged=status.diverged | now,
             step=jnp.where(now, state.step, status.step),
@@ -593,6 +608,36 @@ def _run_chunk(game, state, status, base_key, *, config, controlled, num):
 
     (state, status), metrics = jax.lax.scan(body, (state, status), None, length=num)
     return state, status, metrics
+
+
+def _pcg(matvec, rhs: jax.Array, diag: jax.Array, num_iterations: int) -> jax.Array:
+    """``num_iterations`` Jacobi-preconditioned conjugate-gradient steps from zero.
+
+    A plain unrolled loop (no early exit, no implicit-function derivative): ``jax.grad``
+    through the refinement differentiates the iterations actually run, so it agrees with
+    finite differences of `solve` (``jax.scipy.sparse.linalg.cg`` would differentiate the
+    exact solve, which a truncated CG is not).
+
+    Args:
+      matvec: symmetric positive definite ``v [P] -> [P]``.
+      rhs: [P].  diag: [P] positive preconditioner (an approximate diagonal of the matrix).
+      num_iterations: static.
+    """
+    tiny = jnp.finfo(rhs.dtype).tiny
+
+    def body(_, carry):
+        x, r, p, rz = carry
+        ap = matvec(p)
+        alpha = rz / jnp.maximum(p @ ap, tiny)
+        x, r = x + alpha * p, r - alpha * ap
+        z = r / diag
+        rz_new = r @ z
+        return x, r, z + (rz_new / jnp.maximum(rz, tiny)) * p, rz_new
+
+    z = rhs / diag
+    x0 = jnp.zeros_like(rhs)
+    x, _, _, _ = jax.lax.fori_loop(0, num_iterations, body, (x0, rhs, z, rhs @ z))
+    return x
 
 
 @functools.partial(jax.jit, static_argnames=("config", "controlled", "num"))
@@ -632,9 +677,7 @@ def _refine(game, state, base_key, *, config, controlled, num):
         probes = jax.random.rademacher(jax.random.fold_in(k_op, 1), (8, r.shape[0]), dtype=r.dtype)
         diag = jnp.mean(jax.vmap(lambda v: vjp_fn(v)[0] ** 2)(probes), axis=0)
         scale = diag + mu + 1e-12 * jnp.max(diag)
-        delta, _ = jax.scipy.sparse.linalg.cg(
-            normal_matvec, -grad, maxiter=config.cg_iterations, M=lambda v: v / scale
-        )
+        delta = _pcg(normal_matvec, -grad, scale, config.cg_iterations)
         new = flat + delta
         loss_old, loss_new = jnp.sum(r**2), jnp.sum(residual_vector(new) ** 2)
         accept = jnp.isfinite(loss_new) & (loss_new < loss_old)
@@ -789,7 +832,17 @@ def solve(
         from ._riccati import riccati_reference
 
         reference = riccati_reference(game, concept=config.concept)
-    errors = {"step": [], "value": [], "mean": []}
+    errors = {"step": [], "seconds": [], "value": [], "mean": []}
+    clock = 0.0  # training seconds (compilation included, reference checks excluded)
+
+    def check(step):
+        solution = _make_solution(state, game, history, chunks, {}, config, controlled, "")
+        err = _reference_errors(solution, reference, k_ref)
+        errors["step"].append(step)
+        errors["seconds"].append(clock)
+        errors["value"].append(err["value"])
+        errors["mean"].append(err["mean"])
+
     message = ""
     t_start = time.perf_counter()
     chunk_index = 0
@@ -802,9 +855,13 @@ def solve(
                 jax.random.fold_in(k_pool, done), num_points=config.pool_size,
             )  # fmt: skip
             state = state.replace(pool_t=pool_t, pool_x=pool_x)
+        # Always the full chunk length (one compilation); steps past `done + num` are skipped.
+        stop = jnp.asarray(done + num, jnp.int32)
         state, status, metrics = _run_chunk(
-            game, state, status, k_train, config=config, controlled=controlled, num=num
-        )
+            game, state, status, k_train, stop,
+            config=config, controlled=controlled, num=config.chunk_size,
+        )  # fmt: skip
+        metrics = jax.tree.map(lambda a, num=num: a[:num], metrics)
         chunks.append(metrics)
         done += num
         chunk_index += 1
@@ -812,19 +869,15 @@ def solve(
             continue
         loss = np.asarray(metrics["loss"])
         elapsed = time.perf_counter() - tic
+        clock += elapsed
         if bool(status.diverged):
             message = _divergence_message(status, config)
             first_bad = int(status.step)
             keep = max(first_bad - (done - num), 0)
             chunks[-1] = jax.tree.map(lambda a, keep=keep: a[:keep], metrics)
             break
-        solution = None
         if reference is not None and chunk_index % config.reference_every == 0:
-            solution = _make_solution(state, game, history, chunks, {}, config, controlled, "")
-            err = _reference_errors(solution, reference, k_ref)
-            errors["step"].append(done)
-            errors["value"].append(err["value"])
-            errors["mean"].append(err["mean"])
+            check(done)
         if config.verbose:
             terms = np.asarray(metrics["residual"][-1])
             worst = np.unravel_index(np.argmax(terms), terms.shape)
@@ -850,13 +903,26 @@ def solve(
     if not message and done >= config.num_steps and done_refine < config.refine_steps:
         if stop_at_step is None or stop_at_step > config.num_steps:
             tic = time.perf_counter()
-            state, (_, after) = _refine(
-                game, state, jax.random.fold_in(k_train, config.num_steps + 1),
-                config=config, controlled=controlled, num=config.refine_steps - done_refine,
-            )  # fmt: skip
-            refine_losses.append(after)
+            # With reference checks: one iteration per call (iteration j uses fold_in(key, j),
+            # so the result does not depend on this), each followed by a check.
+            pieces = (
+                [1] * (config.refine_steps - done_refine)
+                if reference is not None
+                else [config.refine_steps - done_refine]
+            )
+            k_refine = jax.random.fold_in(k_train, config.num_steps + 1)
+            for piece in pieces:
+                tic_piece = time.perf_counter()
+                state, (_, after) = _refine(
+                    game, state, k_refine, config=config, controlled=controlled, num=piece
+                )
+                refine_losses.append(after)
+                if reference is not None:
+                    jax.block_until_ready(after)
+                    clock += time.perf_counter() - tic_piece
+                    check(done + int(state.refine_step))
             if concrete:
-                after = np.asarray(after)
+                after = np.concatenate([np.asarray(a) for a in refine_losses[1:]])
                 if config.verbose:
                     print(
                         f"[stackjax.solve] Gauss-Newton refinement: {after.size} iterations, "
@@ -877,10 +943,12 @@ def solve(
     )
     if errors["step"]:
         full_history["error_step"] = np.asarray(errors["step"])
+        full_history["error_seconds"] = np.asarray(errors["seconds"])
         full_history["value_error"] = np.stack(errors["value"])
         full_history["mean_error"] = np.stack(errors["mean"])
     else:
         full_history["error_step"] = np.zeros((0,), np.int64)
+        full_history["error_seconds"] = np.zeros((0,))
         full_history["value_error"] = np.zeros((0, 2, m))
         full_history["mean_error"] = np.zeros((0, 2, m))
     diagnostics = {}

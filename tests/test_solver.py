@@ -66,11 +66,19 @@ def test_train_step_compiles_once():
         state, metrics = step(state, jax.random.fold_in(jax.random.key(1), i), g)
     chex.assert_tree_all_finite((state.params, metrics))
     assert int(state.step) == 4
-    # `solve` reuses its compiled chunk when only the game's values change.
-    solve(game, jax.random.key(2), TINY)
+    # `solve` reuses its compiled chunk when only the game's values change, and compiles it
+    # once even when the last chunk is shorter (25 steps in chunks of 10: 10, 10, 5).
+    config = TINY.replace(num_steps=25, warmup_steps=7)  # a static config of its own
     size = _run_chunk._cache_size()
-    solve(other, jax.random.key(3), TINY)
-    assert _run_chunk._cache_size() == size
+    one = solve(game, jax.random.key(2), config)
+    assert _run_chunk._cache_size() == size + 1
+    solve(other, jax.random.key(3), config)
+    assert _run_chunk._cache_size() == size + 1
+    assert one.history["loss"].shape == (25,) and int(one.state.step) == 25
+    # The skipped steps of the last chunk change nothing: same as one chunk of 25 steps.
+    whole = solve(game, jax.random.key(2), config.replace(chunk_size=25))
+    np.testing.assert_allclose(one.history["loss"], whole.history["loss"], rtol=1e-12)
+    chex.assert_trees_all_close(one.state.params, whole.state.params, rtol=1e-12, atol=0)
 
 
 def test_solve_under_vmap_matches_loop_and_grad_is_finite():
@@ -92,6 +100,41 @@ def test_solve_under_vmap_matches_loop_and_grad_is_finite():
 
     grad = jax.grad(value_at_x0)(game.lam)
     assert grad.shape == (2,) and np.all(np.isfinite(grad)) and np.any(grad != 0)
+
+
+def test_grad_through_refinement_matches_finite_differences():
+    """``jax.grad`` through Adam steps and Gauss-Newton refinement (unrolled CG) equals central
+    finite differences of the whole `solve` (float64)."""
+    game = examples.cross_term_game()
+    config = TINY.replace(
+        num_steps=6, chunk_size=6, refine_steps=2, refine_batch_size=16, cg_iterations=3
+    )
+
+    def value_at_x0(lam):
+        return solve(game.replace(lam=lam), jax.random.key(0), config).value(0.0, game.x0)[0, 0]
+
+    lam = jnp.asarray(game.lam)
+    grad = jax.grad(value_at_x0)(lam)
+    eps = 1e-5  # one component keeps the test cheap (two extra forward solves)
+    fd = (value_at_x0(lam.at[1].add(eps)) - value_at_x0(lam.at[1].add(-eps))) / (2 * eps)
+    assert np.all(np.isfinite(grad)) and abs(float(fd)) > 1e-3
+    np.testing.assert_allclose(grad[1], fd, rtol=1e-5)
+
+
+def test_random_game_is_the_same_in_float32_and_float64():
+    """The draw does not depend on the float mode: float32 arrays equal the float64 ones up to
+    float32 rounding (relative 1e-6 of each array's largest entry)."""
+    with jax.enable_x64(False):
+        g32 = examples.random_game(jax.random.key(3), d=4, m=2, controlled_diffusion=True)
+    g64 = examples.random_game(jax.random.key(3), d=4, m=2, controlled_diffusion=True)
+    leaves32, leaves64 = jax.tree.leaves(g32), jax.tree.leaves(g64)
+    assert len(leaves32) == len(leaves64)
+    for a, b in zip(leaves32, leaves64, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        if np.issubdtype(b.dtype, np.floating):
+            assert a.dtype == np.float32 and b.dtype == np.float64
+            scale = max(np.max(np.abs(b)), 1e-30)
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * scale)
 
 
 def test_sharded_and_unsharded_losses_agree():

@@ -260,14 +260,16 @@ def _solve(args) -> int:
 
 def main(argv=None) -> int:
     """Entry point of the ``stackjax`` console script."""
-    from .examples import EXAMPLES
+    from .examples import EXAMPLES, NON_LQ_EXAMPLES
+
+    lq_examples = sorted(set(EXAMPLES) - set(NON_LQ_EXAMPLES))  # both commands need Riccati
 
     parser = argparse.ArgumentParser(prog="stackjax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ric = sub.add_parser(
         "riccati", help="exact LQ reference: values, gains, Monte Carlo check, plot"
     )
-    ric.add_argument("--example", default="scalar", choices=sorted(EXAMPLES))
+    ric.add_argument("--example", default="scalar", choices=lq_examples)
     ric.add_argument("--concept", default="stackelberg", choices=["stackelberg", "nash"])
     ric.add_argument("--num-times", type=int, default=101, help="output time grid size")
     ric.add_argument("--paths", type=int, default=20_000, help="Monte Carlo paths")
@@ -277,7 +279,7 @@ def main(argv=None) -> int:
     ric.add_argument("--float32", action="store_true", help="do not enable float64")
     ric.set_defaults(func=_riccati)
     sol = sub.add_parser("solve", help="neural solver: errors vs Riccati, Monte Carlo check, plots")
-    sol.add_argument("--example", default="random", choices=sorted(EXAMPLES))
+    sol.add_argument("--example", default="random", choices=lq_examples)
     sol.add_argument("--dim", type=int, default=None, help="state dimension (random; default 2)")
     sol.add_argument("--regimes", type=int, default=None, help="regimes (random; default 2)")
     sol.add_argument("--concept", default="stackelberg", choices=["stackelberg", "nash"])

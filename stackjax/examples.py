@@ -106,7 +106,10 @@ def random_game(
     """
     if d < 1 or m < 1:
         raise ValueError(f"random_game needs d >= 1 and m >= 1, got d={d}, m={m}.")
-    seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+    # The seed is drawn with 64-bit integers whatever the mode: `randint` draws differently for
+    # int32 and int64, and the game must be the same (up to rounding) in float32 and float64.
+    with jax.enable_x64(True):
+        seed = int(jax.random.randint(key, (), 0, 2**31 - 1, dtype=np.int64))
     rng = np.random.default_rng(seed)
     k1, k2 = leader_dim, follower_dim
     n = d if noise_dim is None else noise_dim
@@ -228,3 +231,20 @@ def make_example(name: str) -> LQGame:
     if name not in EXAMPLES:
         raise ValueError(f"Unknown example {name!r}; choose one of {sorted(EXAMPLES)}.")
     return EXAMPLES[name]()
+
+
+def cole_hopf_game(d: int = 10, lam=(0.2, 0.2)):
+    """Non-LQ game with an exact solution: soft-min (two-target) terminal costs, two regimes.
+
+    A `stackjax._cole_hopf.ColeHopfGame` (not an `LQGame`: no Riccati reference). Its exact
+    values and policies are ``game.exact_value(t, x) -> [2, m]``, ``game.exact_policy(t, x)``
+    and ``game.exact_solution()`` (for `evaluate`); derivation in `stackjax._cole_hopf`.
+    """
+    from ._cole_hopf import make_cole_hopf_game
+
+    return make_cole_hopf_game(d, lam=lam)
+
+
+EXAMPLES["cole-hopf"] = cole_hopf_game
+# Examples without a Riccati reference (the `riccati` command and Riccati-based checks skip them).
+NON_LQ_EXAMPLES = ("cole-hopf",)

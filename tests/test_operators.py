@@ -9,6 +9,7 @@ from stackjax import examples, hjbi_residual
 from stackjax._game import Coefficients
 from stackjax._hamiltonian import hessian_products, pointwise_equilibrium, pre_hamiltonian
 from stackjax._operators import (
+    PRODUCT_METHODS,
     diffusion_margin,
     gradient_and_products,
     parabolicity_margin,
@@ -39,14 +40,18 @@ def _random_network(key, d, width=16, outputs=2):
     return lambda x: _network(params, x)
 
 
+EXACT_METHODS = tuple(m for m in PRODUCT_METHODS if m != "hessian")
+
+
 @jax.jit
 def _fast_and_reference(params, coef, x):
+    """Every exact plan (one compilation) and the independent full-Hessian contraction."""
     f = lambda z: _network(params, z)  # noqa: E731
-    grads, fast = gradient_and_products(f, x, coef, method="hvp")
+    fast = {m: gradient_and_products(f, x, coef, method=m) for m in EXACT_METHODS}
     ref = hessian_products(jax.hessian(f)(x), coef)  # independent: full Hessian, then contract
     light_coef = coef.replace(D1=0 * coef.D1, D2=0 * coef.D2)
     _, light = gradient_and_products(f, x, light_coef, controlled=False)
-    return grads, jax.jacfwd(f)(x), fast, ref, light
+    return jax.jacfwd(f)(x), fast, ref, light
 
 
 def _random_coefficients(key, d, n, k1, k2):
@@ -69,19 +74,34 @@ def _random_coefficients(key, d, n, k1, k2):
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("d, n, k1, k2", [(3, 2, 1, 2), (7, 4, 2, 1)])
+@pytest.mark.parametrize("d, n, k1, k2", [(3, 2, 1, 2), (5, 3, 2, 1), (12, 2, 1, 1)])
 def test_hvp_products_equal_hessian_products(seed, d, n, k1, k2):
+    """All exact plans vs jax.hessian in float64 (1e-10). The default 'hvp' uses
+    forward-over-reverse for (12, 2, 1, 1) (r = n (1 + k1 + k2) = 6 <= 2 d directions) and
+    the axis-HVP Hessian for the others (r = 8 > 6, r = 12 > 10)."""
     key = jax.random.key(seed)
     kn, kc, kx = jax.random.split(key, 3)
     coef = _random_coefficients(kc, d, n, k1, k2)
     x = jax.random.normal(kx, (d,))
-    grads, jac, fast, ref, light = _fast_and_reference(_network_params(kn, d), coef, x)
-    np.testing.assert_allclose(grads, jac, rtol=1e-12, atol=1e-12)
-    for name in ("Mc", "MD1", "MD2"):
-        np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), rtol=1e-10, atol=1e-10)
-    # Uncontrolled mode: same Mc, zero D products.
+    jac, fast, ref, light = _fast_and_reference(_network_params(kn, d), coef, x)
+    for method, (grads, hp) in fast.items():
+        np.testing.assert_allclose(grads, jac, rtol=1e-12, atol=1e-12, err_msg=method)
+        for name in ("Mc", "MD1", "MD2"):
+            np.testing.assert_allclose(
+                getattr(hp, name), getattr(ref, name), rtol=1e-10, atol=1e-10, err_msg=method
+            )
+    # Uncontrolled mode (default plan): same Mc, zero D products.
     np.testing.assert_allclose(light.Mc, ref.Mc, rtol=1e-10, atol=1e-10)
     assert not np.any(np.asarray(light.MD1)) and not np.any(np.asarray(light.MD2))
+
+
+def test_unknown_product_method_raises():
+    coef = _random_coefficients(jax.random.key(0), 3, 2, 1, 1)
+    f = _random_network(jax.random.key(1), 3)
+    with pytest.raises(ValueError, match="sketch_diffusion"):
+        gradient_and_products(f, jnp.zeros(3), coef, method="hutchinson")
+    with pytest.raises(ValueError, match="must be one of"):
+        gradient_and_products(f, jnp.zeros(3), coef, method="taylor")
 
 
 def test_sketched_operator_is_unbiased():

@@ -1,0 +1,402 @@
+"""Neural solver cost against the state dimension d, per second-order operator mode.
+
+For `stackjax.examples.random_game(key, d=d, m=m, noise_dim=n)` (leader/follower controls
+2 + 2, uncontrolled diffusion) and each second-order mode of the solver
+(``SolverConfig.operator``):
+
+* ``hessian``: the reference, ``jax.hessian`` per point, then contracted with the columns;
+* ``hvp``: the default exact operator (`stackjax._operators.gradient_and_products`);
+* ``hutchinson``: the stochastic sketch with ``--probes`` Rademacher probes,
+
+it measures, with the training step of `stackjax.make_train_step` jitted:
+
+* compile time (``jit(...).lower(...).compile()``),
+* median step time over interleaved repetitions (the three modes of one ``(d, m)`` case are
+  run round-robin, so machine load hits them alike), collocation points per second,
+* peak memory as XLA reports it for the compiled step (``compiled.memory_analysis()``:
+  temporaries + arguments + outputs; not the process RSS),
+* the cost of one residual evaluation (all players and regimes, same batch) divided by one
+  forward pass of the value networks (both measured here, interleaved),
+* the step's FLOPs (``compiled.cost_analysis()``) divided by its time, as a fraction of a
+  ``[S x S] @ [S x S]`` matrix product's FLOP rate measured in the same rounds.
+
+Infeasible cases are skipped with a recorded reason (the noise matrices ``C [m, n, d, d]`` of
+the game, the ``d x d`` Hessians of the reference mode, or XLA's memory estimate above
+``--max-gb``). The noise dimension is ``n = min(d, --noise)`` (default 8) for the sweep; with
+``--full-noise-dims`` the listed ``d`` are also run with ``n = d`` (random_game's default).
+An extra case (``--flops-case``) runs the default mode at batch 4096, d = 100, for the FLOP
+rate goal.
+
+Run: ``python benchmarks/dimension.py`` (full grid, ~30-40 min on 2 loaded CPU cores) or
+``python benchmarks/dimension.py --quick`` (d = 4, m = 1, batch 64; < 45 s unloaded).
+Writes ``<out>/dimension.json`` (JSON lines, appended case by case) and
+``<out>/dimension.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+import stackjax as sj
+from stackjax._train import SolverConfig, make_train_step
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    DEFAULT_RESULTS_DIR,
+    device_label,
+    device_string,
+    format_table,
+    median,
+    timestamp,
+    write_jsonl,
+)
+
+MODES = ("hessian", "hvp", "hutchinson")
+CONTROLS = (2, 2)
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:  # pragma: no cover
+        return "uptime unavailable"
+
+
+def _flops(compiled) -> float:
+    cost = compiled.cost_analysis()
+    if isinstance(cost, list | tuple):
+        cost = cost[0] if cost else {}
+    return float((cost or {}).get("flops", float("nan")))
+
+
+def _memory_bytes(compiled) -> dict:
+    mem = compiled.memory_analysis()
+    if mem is None:
+        return {}
+    out = {
+        k: int(getattr(mem, f"{k}_size_in_bytes", 0))
+        for k in ("temp", "argument", "output", "alias")
+    }
+    out["peak"] = out["temp"] + out["argument"] + out["output"] - out["alias"]
+    return out
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return time.perf_counter() - start, out
+
+
+def _skip_reason(mode, d, m, n, batch, bytes_per_float, max_gb) -> str | None:
+    noise_gb = m * n * d * d * 8 / 1e9  # random_game draws C [m, n, d, d] in float64 numpy
+    if noise_gb > max_gb:
+        return f"game noise matrices C [m, n, d, d] need {noise_gb:.1f} GB > --max-gb {max_gb}"
+    if mode == "hessian":
+        hess_gb = batch * m * 2 * d * d * bytes_per_float / 1e9
+        if hess_gb > 0.25 * max_gb:
+            return (
+                f"reference Hessians [batch, m, 2, d, d] need {hess_gb:.1f} GB "
+                f"(> --max-gb / 4) and d HVPs per point"
+            )
+    return None
+
+
+def _forward_guard(game, batch, limit_s):
+    """``(skip reason or None, jitted forward pass)`` of the (untrained) value networks."""
+    init, _ = make_train_step(game, SolverConfig(batch_size=batch, verbose=False))
+    state = init(jax.random.key(1))
+    t, x = sj.sample_points(jax.random.key(3), game, batch)
+    model = init.model
+    forward = jax.jit(
+        jax.vmap(lambda p, nrm, t, x: model.value(p, nrm, game, t, x), (None, None, 0, 0))
+    )
+    _timed(forward, state.params, state.norm, t, x)
+    dt, _ = _timed(forward, state.params, state.norm, t, x)
+    if dt > limit_s:
+        basis = (game.state_dim + 1) * (game.state_dim + 2) // 2
+        return (
+            f"forward pass alone {dt:.1f} s > --max-forward-s {limit_s} (quadratic head: "
+            f"{basis} basis functions x time basis x 2 players per regime and point)"
+        ), forward
+    return None, forward
+
+
+def run_case(d, m, n, batch, args, matmul):
+    """All modes of one ``(d, m, n, batch)`` case, interleaved. Returns a list of records."""
+    key = jax.random.key(args.seed)
+    dtype_bytes = 8 if jax.config.read("jax_enable_x64") else 4
+    base = {"d": d, "m": m, "n": n, "batch": batch, "controls": list(CONTROLS)}
+    records, live = [], {}
+    modes = args.modes
+    game, forward_reason = None, None
+    for mode in modes:
+        reason = _skip_reason(mode, d, m, n, batch, dtype_bytes, args.max_gb) or forward_reason
+        rec = dict(base, mode=mode, probes=args.probes if mode == "hutchinson" else None)
+        if reason is None and game is None:
+            game = sj.examples.random_game(key, d=d, m=m, noise_dim=n)
+            forward_reason, forward = _forward_guard(game, batch, args.max_forward_s)
+            reason = forward_reason
+        if reason is None:
+            config = SolverConfig(
+                batch_size=batch, operator=mode, num_probes=args.probes, verbose=False
+            )
+            init, step = make_train_step(game, config)
+            state = init(jax.random.key(1))
+            step_key = jax.random.key(2)
+            tic = time.perf_counter()
+            compiled = jax.jit(step).lower(state, step_key).compile()
+            rec["compile_s"] = time.perf_counter() - tic
+            rec["memory_bytes"] = _memory_bytes(compiled)
+            rec["flops"] = _flops(compiled)
+            peak_gb = rec["memory_bytes"].get("peak", 0) / 1e9
+            if peak_gb > args.max_gb:
+                reason = f"XLA memory estimate {peak_gb:.1f} GB > --max-gb {args.max_gb}"
+        if reason is not None:
+            rec["skipped"] = reason
+            records.append(rec)
+            continue
+        # Residual (all players, regimes) vs forward pass of the value networks, same batch.
+        t, x = sj.sample_points(jax.random.key(3), game, batch)
+        keys = jax.random.split(jax.random.key(4), batch)
+        residual = jax.jit(lambda p, nrm, t, x, k, f=init.batch_residuals: f(p, nrm, game, t, x, k))
+        first, _ = _timed(compiled, state, step_key)
+        _timed(residual, state.params, state.norm, t, x, keys)
+        _timed(forward, state.params, state.norm, t, x)
+        rec["first_step_s"] = first
+        live[mode] = dict(
+            compiled=compiled, state=state, key=step_key, residual=residual, forward=forward,
+            args=(state.params, state.norm, t, x), keys=keys,
+            times={"step": [], "residual": [], "forward": []},
+        )  # fmt: skip
+        records.append(rec)
+
+    matmul_times = []
+    case_start = time.perf_counter()
+    for rep in range(args.reps):
+        for c in live.values():
+            dt, out = _timed(c["compiled"], c["state"], c["key"])
+            c["state"] = out[0]
+            c["times"]["step"].append(dt)
+            dt, _ = _timed(c["residual"], *c["args"], c["keys"])
+            c["times"]["residual"].append(dt)
+            dt, _ = _timed(c["forward"], *c["args"])
+            c["times"]["forward"].append(dt)
+        dt, _ = _timed(matmul["fn"], matmul["a"], matmul["b"])
+        matmul_times.append(dt)
+        if rep >= 1 and time.perf_counter() - case_start > args.budget:
+            break
+    matmul_rate = matmul["flops"] / median(matmul_times)
+    for rec in records:
+        rec["matmul_flop_rate"] = matmul_rate
+        rec["matmul_size"] = matmul["size"]
+        if rec["mode"] not in live:
+            continue
+        c = live[rec["mode"]]
+        step_s = median(c["times"]["step"])
+        rec.update(
+            step_s=step_s,
+            step_times_s=c["times"]["step"],
+            repetitions=len(c["times"]["step"]),
+            points_per_s=batch / step_s,
+            residual_s=median(c["times"]["residual"]),
+            forward_s=median(c["times"]["forward"]),
+            residual_over_forward=median(c["times"]["residual"]) / median(c["times"]["forward"]),
+            flop_rate=rec["flops"] / step_s,
+            flop_fraction=rec["flops"] / step_s / matmul_rate,
+        )
+    return records
+
+
+def make_matmul(size, dtype):
+    a = jax.random.normal(jax.random.key(10), (size, size), dtype)
+    b = jax.random.normal(jax.random.key(11), (size, size), dtype)
+    fn = jax.jit(jnp.matmul)
+    jax.block_until_ready(fn(a, b))
+    return {"fn": fn, "a": a, "b": b, "flops": 2.0 * size**3, "size": size}
+
+
+HEADERS = [
+    "d", "m", "n", "batch", "mode", "comp s", "step ms", "pts/s", "mem MB", "res/fwd",
+    "GFLOP/s", "%matmul", "note",
+]  # fmt: skip
+
+
+def row(r):
+    if "skipped" in r:
+        return [r["d"], r["m"], r["n"], r["batch"], r["mode"]] + ["-"] * 7 + [r["skipped"][:50]]
+    return [
+        r["d"], r["m"], r["n"], r["batch"], r["mode"], f"{r['compile_s']:.1f}",
+        f"{1e3 * r['step_s']:.4g}", f"{r['points_per_s']:.4g}",
+        f"{r['memory_bytes'].get('peak', 0) / 1e6:.4g}", f"{r['residual_over_forward']:.1f}",
+        f"{r['flop_rate'] / 1e9:.3g}", f"{100 * r['flop_fraction']:.1f}", "",
+    ]  # fmt: skip
+
+
+def plot(records, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    styles = {"hessian": "s--", "hvp": "o-", "hutchinson": "^:"}
+    sweep = [r for r in records if "step_s" in r and r.get("sweep")]
+    for m in sorted({r["m"] for r in sweep}):
+        for mode in MODES:
+            rs = sorted(
+                (r for r in sweep if r["m"] == m and r["mode"] == mode), key=lambda r: r["d"]
+            )
+            if rs:
+                ax.plot([r["d"] for r in rs], [r["step_s"] for r in rs], styles[mode],
+                        label=f"{mode}, m={m}")  # fmt: skip
+    full = [r for r in records if "step_s" in r and r["n"] == r["d"] and not r.get("sweep")]
+    for r in full:
+        ax.plot(r["d"], r["step_s"], "kx")
+    if full:
+        ax.plot([], [], "kx", label="n = d cases")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("state dimension d")
+    ax.set_ylabel("median training step time [s]")
+    batch = sweep[0]["batch"] if sweep else "?"
+    ax.set_title(f"stackjax solver step vs d (batch {batch}, n = min(d, noise))")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def goals(records):
+    """Lines of the three goals of issue 4 item 1 with the measured values."""
+    ok = {(r["d"], r["m"], r["n"], r["batch"], r["mode"]): r for r in records if "step_s" in r}
+    lines = []
+    for (d, m, n, b, mode), r in sorted(ok.items()):
+        if d == 100 and mode == "hvp" and (d, m, n, b, "hessian") in ok:
+            ratio = r["step_s"] / ok[(d, m, n, b, "hessian")]["step_s"]
+            res = r["residual_s"] / ok[(d, m, n, b, "hessian")]["residual_s"]
+            lines.append(
+                f"hvp / hessian at d=100, m={m}, n={n}, batch {b}: step {ratio:.3f}, residual "
+                f"{res:.3f} (goal <= 0.25: {'met' if ratio <= 0.25 else 'missed'})"
+            )
+    for (d, m, n, b, mode), r in sorted(ok.items()):
+        if d == 1000 and mode == "hutchinson":
+            low = [v for k, v in ok.items() if k[0] == 10 and k[1] == m and k[2] == n and k[3] == b
+                   and k[4] == "hutchinson"]  # fmt: skip
+            if low:
+                ratio = r["step_s"] / low[0]["step_s"]
+                lines.append(
+                    f"hutchinson step d=1000 / d=10, m={m}, n={n}, batch {b}: {ratio:.3g} "
+                    f"(goal <= 3: {'met' if ratio <= 3 else 'missed'})"
+                )
+    for (d, m, _n, b, mode), r in sorted(ok.items()):
+        if d == 100 and b == 4096:
+            lines.append(
+                f"FLOP rate at batch 4096, d=100, m={m}, {mode}: {r['flop_rate'] / 1e9:.3g} "
+                f"GFLOP/s = {100 * r['flop_fraction']:.1f}% of the {r['matmul_size']}^2 matmul "
+                f"({r['matmul_flop_rate'] / 1e9:.3g} GFLOP/s) (goal >= 25%: "
+                f"{'met' if r['flop_fraction'] >= 0.25 else 'missed'})"
+            )
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="d = 4, m = 1, batch 64")
+    parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS_DIR, help="results dir")
+    parser.add_argument("--dims", type=int, nargs="+",
+                        default=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000])  # fmt: skip
+    parser.add_argument("--regimes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--noise", type=int, default=8, help="sweep noise dim n = min(d, noise)")
+    parser.add_argument("--full-noise-dims", type=int, nargs="*", default=[10, 100],
+                        help="also run these d with n = d (random_game's default)")  # fmt: skip
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--probes", type=int, default=2, help="Hutchinson probes")
+    parser.add_argument("--flops-case", action=argparse.BooleanOptionalAction, default=True,
+                        help="extra case: hvp and hessian, d = 100, m = 1, batch 4096")  # fmt: skip
+    parser.add_argument("--stochastic-case", action=argparse.BooleanOptionalAction, default=True,
+                        help="extra: hutchinson, d = 1000, m = 1, no forward guard")  # fmt: skip
+    parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions")
+    parser.add_argument("--budget", type=float, default=60.0,
+                        help="stop repeating after 2 rounds past this many seconds")  # fmt: skip
+    parser.add_argument("--max-forward-s", type=float, default=2.0,
+                        help="skip a case whose value-network forward pass on the batch takes "
+                        "longer (a step costs ~10-40 forward passes)")  # fmt: skip
+    parser.add_argument("--max-gb", type=float, default=6.0, help="memory limit for a case")
+    parser.add_argument("--matmul", type=int, default=1024, help="matmul size S")
+    parser.add_argument("--x64", action="store_true", help="float64 (default float32)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.x64:
+        jax.config.update("jax_enable_x64", True)
+    if args.quick:
+        args.dims, args.regimes, args.batch, args.reps = [4], [1], 64, 2
+        args.full_noise_dims, args.flops_case, args.matmul = [], False, 512
+        args.stochastic_case = False
+
+    label = device_label()
+    print(f"device: {device_string(label)}")
+    print(f"start {timestamp()}  load: {uptime()}", flush=True)
+    dtype = jnp.float64 if args.x64 else jnp.float32
+    matmul = make_matmul(args.matmul, dtype)
+    # Goal cases first (FLOP rate at batch 4096; n = d), then the sweep in increasing d, then
+    # the stochastic mode at d = 1000, m = 1 without the forward-time guard (goal 2).
+    # Entries: (d, m, n, batch, sweep, modes, max_forward_s).
+    sweep_modes, inf = list(args.modes), float("inf")
+    cases = []
+    if args.flops_case:
+        cases.append((100, 1, min(100, args.noise), 4096, False, ["hvp", "hessian"], inf))
+    cases += [(d, m, d, args.batch, False, sweep_modes, args.max_forward_s)
+              for d in args.full_noise_dims for m in args.regimes if d > args.noise]  # fmt: skip
+    cases += [(d, m, min(d, args.noise), args.batch, True, sweep_modes, args.max_forward_s)
+              for d in args.dims for m in args.regimes]  # fmt: skip
+    if args.stochastic_case and 1000 in args.dims:
+        cases.append((1000, 1, args.noise, args.batch, False, ["hutchinson"], inf))
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / "dimension.json"
+    json_path.write_text("")
+    records = []
+    stamp = timestamp()
+    for d, m, n, batch, sweep, modes, max_forward_s in cases:
+        args_case = argparse.Namespace(
+            **{**vars(args), "modes": modes, "max_forward_s": max_forward_s}
+        )
+        try:
+            recs = run_case(d, m, n, batch, args_case, matmul)
+        except Exception as err:  # noqa: BLE001 - record and continue with the other cases
+            recs = [dict(d=d, m=m, n=n, batch=batch, mode=mode, skipped=f"error: {err!r}"[:300])
+                    for mode in args_case.modes]  # fmt: skip
+        for r in recs:
+            r.update(sweep=sweep, timestamp=stamp, device=label, load=uptime(),
+                     dtype=jnp.dtype(dtype).name)  # fmt: skip
+            print(" ".join(str(c) for c in row(r)), f"  [{time.strftime('%H:%M:%S')}]",
+                  flush=True)  # fmt: skip
+        write_jsonl(json_path, recs, append=True)
+        records += recs
+
+    print("\n" + format_table(HEADERS, [row(r) for r in records]))
+    print(
+        "\ncomp = lower + compile of the jitted train step; step = median warm step "
+        "(interleaved over modes); mem = XLA memory_analysis temp + arguments + outputs "
+        "(not RSS); res/fwd = residual evaluation / value-network forward pass on the same "
+        "batch; GFLOP/s = XLA cost_analysis flops / step time; %matmul = that over the "
+        f"{args.matmul}^2 matmul rate measured in the same rounds."
+    )
+    print("\n".join(["", "Goals:"] + goals(records)))
+    print(f"end {timestamp()}  load: {uptime()}")
+    png_path = args.out / "dimension.png"
+    plot(records, png_path)
+    print(f"\nwrote {json_path} and {png_path}")
+    return records
+
+
+if __name__ == "__main__":
+    main()

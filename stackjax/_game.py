@@ -254,6 +254,16 @@ class LQGame(struct.PyTreeNode):
         i = regime
         return jnp.einsum("d,kde,e->k", x, self.G[:, i], x) + 2.0 * self.g[:, i] @ x + self.g0[:, i]
 
+    def terminal_hessian(self, regime: jax.Array) -> jax.Array:
+        """[2, d, d] Hessians ``G + G^T`` of the terminal costs in ``regime`` (constant in ``x``).
+
+        Optional part of the protocol: a game that provides it lets the solver apply the
+        terminal cost's Hessian to the diffusion columns as one matrix product per point
+        instead of Hessian-vector products by autodiff.
+        """
+        G = self.G[:, regime]
+        return G + jnp.swapaxes(G, -1, -2)
+
     # Conversion -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The symbols of MATH.md as a dict (``make_lq_game(**game.to_dict())`` round-trips)."""

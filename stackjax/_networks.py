@@ -95,6 +95,9 @@ class _RegimeHead(nn.Module):
     depth: int
     correction: bool
     param_dtype: jnp.dtype = jnp.float32
+    # "all": the bracket; "remainder": the MLP correction only; "hessian": [p, d, d] Hessian of
+    # the quadratic part in z (same parameters in every case).
+    part: str = "all"
 
     @nn.compact
     def __call__(self, tau: jax.Array, z: jax.Array) -> jax.Array:
@@ -110,8 +113,12 @@ class _RegimeHead(nn.Module):
         lin = self.param("linear", zeros, (K, p, d), self.param_dtype)
         const = self.param("constant", zeros, (K, p), self.param_dtype)
         A = jnp.triu(jnp.einsum("k,kpde->pde", feats, quad))  # [p, d, d]
+        if self.part == "hessian":  # z-independent Hessian of the quadratic part
+            return A + jnp.swapaxes(A, -1, -2)
         a = feats @ lin.reshape(K, p * d)  # [p d]
         out = jnp.einsum("pd,d->p", A @ z, z) + a.reshape(p, d) @ z + feats @ const  # [p]
+        if self.part == "remainder":
+            out = jnp.zeros_like(out)
         if self.correction:
             h = jnp.concatenate([2.0 * tau[None] - 1.0, z])
             for _ in range(self.depth):
@@ -144,7 +151,7 @@ class ValueModel:
     def num_outputs(self) -> int:
         return 1 if self.zero_sum else 2
 
-    def _head(self, dtype) -> _RegimeHead:
+    def _head(self, dtype, part: str = "all") -> _RegimeHead:
         return _RegimeHead(
             state_dim=self.state_dim,
             num_outputs=self.num_outputs,
@@ -153,6 +160,7 @@ class ValueModel:
             depth=self.depth,
             correction=self.correction,
             param_dtype=dtype,
+            part=part,
         )
 
     def init(self, key: jax.Array, dtype) -> dict:
@@ -179,6 +187,45 @@ class ValueModel:
         bracket = self._head(dtype).apply(params_i, tau, z)  # [p]
         psi = game.terminal_cost(x, i)[: self.num_outputs]
         return psi + norm.value_scale[: self.num_outputs, i] * tau * bracket
+
+    def regime_remainder(
+        self, params_i, norm: Normalization, game, i, t, x, *, with_terminal: bool
+    ) -> jax.Array:
+        """``[p]`` part of `regime_value` whose Hessian `regime_hessian` leaves out.
+
+        ``S tau NN(tau, z)`` (zero without the MLP correction) plus ``psi(x)`` when
+        ``with_terminal`` (games without a ``terminal_hessian``). Same arguments as
+        `regime_value`; ``regime_value = remainder + quadratic part`` up to terms linear in
+        ``x``, so both have the same Hessian products once `regime_hessian`'s are added.
+        """
+        dtype = norm.value_scale.dtype
+        t, x = jnp.asarray(t, dtype), jnp.asarray(x, dtype)
+        tau = (norm.horizon - t) / norm.horizon
+        z = (x - norm.center) / norm.state_scale
+        out = norm.value_scale[: self.num_outputs, i] * tau
+        out = out * self._head(dtype, "remainder").apply(params_i, tau, z)
+        if with_terminal:
+            out = out + game.terminal_cost(x, i)[: self.num_outputs]
+        return out
+
+    def regime_hessian(self, params_i, norm: Normalization, game, i, t, *, with_terminal: bool):
+        """``[p, d, d]`` exact ``x``-Hessian of the quadratic head (plus ``psi``'s if asked).
+
+        ``S tau (A(tau) + A(tau)^T) / s^2`` does not depend on ``x``: the solver applies it to
+        the diffusion columns as one matrix product per point (``p n d^2`` flops) instead of
+        ``n`` Hessian-vector products through the network. With ``with_terminal`` the game's
+        ``terminal_hessian(i)`` (constant, e.g. ``G + G^T`` of an `LQGame`) is added.
+        """
+        dtype = norm.value_scale.dtype
+        t = jnp.asarray(t, dtype)
+        tau = (norm.horizon - t) / norm.horizon
+        z = jnp.zeros((self.state_dim,), dtype)
+        H = self._head(dtype, "hessian").apply(params_i, tau, z)  # [p, d, d] in z
+        scale = norm.value_scale[: self.num_outputs, i] * tau / norm.state_scale**2
+        H = scale[:, None, None] * H
+        if with_terminal:
+            H = H + game.terminal_hessian(i)[: self.num_outputs].astype(dtype)
+        return H
 
     def expand(self, per_regime: jax.Array) -> jax.Array:
         """``[p, ...]`` -> ``[2, ...]`` (``V_2 = -V_1`` in a zero-sum game)."""

@@ -37,7 +37,7 @@ from flax import struct
 from ._checkpoint import has_checkpoint, restore_checkpoint, save_checkpoint
 from ._game import LQGame
 from ._gibbs import GaussianPolicy
-from ._hamiltonian import check_concept, pointwise_equilibrium, pre_hamiltonian
+from ._hamiltonian import HessianProducts, check_concept, pointwise_equilibrium, pre_hamiltonian
 from ._networks import Normalization, ValueModel, estimate_normalization
 from ._operators import (
     OPERATOR_METHODS,
@@ -287,9 +287,12 @@ def _point_equilibria(model, config, controlled, params, norm, game, t, x, key, 
         coef = game.coefficients(x, i)
         if stochastic:
             coef = sketch_diffusion(coef, k, config.num_probes)
-        y, hp = gradient_and_products(
-            lambda z: f(t, z), x, coef, method=method, controlled=controlled
-        )
+        if method == "hessian":  # reference: autodiff through the whole value function
+            y, hp = gradient_and_products(
+                lambda z: f(t, z), x, coef, method=method, controlled=controlled
+            )
+        else:
+            y, hp = _split_products(model, controlled, p_i, norm, game, i, t, x, coef)
         y, hp = model.expand(y), jax.tree.map(model.expand, hp)
         pre = pre_hamiltonian(coef, y, hp)
         eq = pointwise_equilibrium(
@@ -299,6 +302,50 @@ def _point_equilibria(model, config, controlled, params, norm, game, t, x, key, 
 
     v, v_t, eq, local = jax.vmap(one)(params, regimes, keys)
     return v.T, v_t.T, eq, local
+
+
+def _split_products(model, controlled, p_i, norm, game, i, t, x, coef):
+    """Gradients and exact Hessian products of one regime's values, structure exploited.
+
+    The quadratic head's Hessian ``S tau (A + A^T) / s^2`` (and the terminal cost's, when the
+    game provides ``terminal_hessian``) does not depend on ``x``: it is applied to the
+    diffusion columns as one ``[p, d, d] x [d, r]`` matrix product per point. Only the
+    remainder (MLP correction; terminal cost of games without ``terminal_hessian``) goes
+    through Hessian-vector products (`gradient_and_products`, ``"hvp"``). Exact: equal to
+    the ``jax.hessian`` path up to round-off (tested). At d = 100 with n = 100 diffusion
+    columns this is ~5x fewer flops per point than HVPs through the whole network.
+    """
+    with_terminal = callable(getattr(game, "terminal_hessian", None))
+    y = jax.jacrev(lambda z: model.regime_value(p_i, norm, game, i, t, z))(x)  # [p, d]
+    H = model.regime_hessian(p_i, norm, game, i, t, with_terminal=with_terminal)
+    hp = _products_from_hessians(H, coef, controlled)
+    if model.correction or not with_terminal:
+        _, hp_rest = gradient_and_products(
+            lambda z: model.regime_remainder(
+                p_i, norm, game, i, t, z, with_terminal=not with_terminal
+            ),
+            x, coef, method="hvp", controlled=controlled,
+        )  # fmt: skip
+        hp = jax.tree.map(jnp.add, hp, hp_rest)
+    return y, hp
+
+
+def _products_from_hessians(H, coef, controlled: bool) -> HessianProducts:
+    """`HessianProducts` of symmetric Hessians ``H [p, d, d]`` with the diffusion columns."""
+    Mc = jnp.einsum("kde,le->kld", H, coef.c)
+    if not controlled:
+        p, n, d = Mc.shape
+        k1, k2 = coef.D1.shape[-1], coef.D2.shape[-1]
+        return HessianProducts(
+            Mc=Mc,
+            MD1=jnp.zeros((p, n, d, k1), Mc.dtype),
+            MD2=jnp.zeros((p, n, d, k2), Mc.dtype),
+        )
+    return HessianProducts(
+        Mc=Mc,
+        MD1=jnp.einsum("kde,lea->klda", H, coef.D1),
+        MD2=jnp.einsum("kde,lea->klda", H, coef.D2),
+    )
 
 
 def _residual(model, config, controlled, params, norm, game, t, x, key):

@@ -231,3 +231,50 @@ def test_structured_products_equal_jax_hessian_residual(make_game, correction):
         residuals[op] = init_op.batch_residuals(params, state.norm, game, t, x, pkeys)
     assert float(jnp.max(jnp.abs(residuals["hessian"]))) > 1e-2  # a non-trivial comparison
     np.testing.assert_allclose(residuals["hvp"], residuals["hessian"], rtol=1e-10, atol=1e-10)
+
+
+def test_residual_state_gradients_match_finite_differences():
+    """The gradient-enhanced loss's rows s grad_x R equal central differences of R (float64)."""
+    game = examples.random_game(jax.random.key(6), 3, 2)
+    config = TINY.replace(dtype="float64", gradient_weight=1.0)
+    init, _ = make_train_step(game, config)
+    state = init(jax.random.key(0))
+    leaves, tree = jax.tree.flatten(state.params)
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    params = jax.tree.unflatten(
+        tree, [0.05 * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)]
+    )
+    t, x = sample_points(jax.random.key(2), game, 4, scale=1.0, distribution="gaussian")
+    pkeys = jax.random.split(jax.random.key(5), 4)
+    r, jac = init.batch_residual_gradients(params, state.norm, game, t, x, pkeys)
+    np.testing.assert_allclose(
+        r, init.batch_residuals(params, state.norm, game, t, x, pkeys), rtol=1e-12
+    )
+    h = 1e-5
+    for a in range(3):
+        e = jnp.zeros((1, 3)).at[0, a].set(h)
+        up = init.batch_residuals(params, state.norm, game, t, x + e, pkeys)
+        down = init.batch_residuals(params, state.norm, game, t, x - e, pkeys)
+        fd = (up - down) / (2 * h) * float(state.norm.state_scale)
+        np.testing.assert_allclose(jac[..., a], fd, rtol=1e-6, atol=1e-7)
+    assert float(jnp.max(jnp.abs(jac))) > 1e-2
+    # The loss is mean(R^2) + w mean(|s grad R|^2) over the same points.
+    _, vec = init.residual_vector(params, state.norm, game, t, x, pkeys)
+    expected = jnp.mean(r**2) + jnp.sum(jac**2) / r.size
+    np.testing.assert_allclose(jnp.sum(vec**2) / r.size, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        (dict(gradient_weight=-1.0), "gradient_weight"),
+        (dict(gradient_weight=float("nan")), "gradient_weight"),
+        (dict(num_steps=-1), "num_steps"),
+        (dict(num_steps=0, refine_steps=0), "refine_steps"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(operator="laplace"), "operator"),
+    ],
+)
+def test_bad_solver_config_names_the_field(changes, field):
+    with pytest.raises(ValueError, match=field):
+        SolverConfig(**changes)

@@ -7,6 +7,10 @@ reference and a Monte Carlo simulator. Discrete time: `stackjax.discrete`.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import _xla_flags
+
+_xla_flags.apply()  # before any JAX computation: XLA:CPU scheduler bug of jaxlib 0.10
+
 from . import examples as examples
 from ._evaluate import evaluate as evaluate
 from ._game import Coefficients as Coefficients

@@ -198,7 +198,8 @@ def _solve(args) -> int:
     train_time = time.perf_counter() - start
     status = "DIVERGED: " + solution.message if solution.diverged else "ok"
     print(
-        f"Training: {args.steps} Adam steps + {config.refine_steps} Gauss-Newton iterations in "
+        f"Training: {args.steps} Adam steps + {int(solution.state.refine_step)} Gauss-Newton "
+        "iterations in "
         f"{train_time:.1f} s wall (incl. compilation and reference checks; {status})\n"
     )
 

@@ -849,7 +849,8 @@ def accuracy(case, args, dde, torch, step_seconds, log, compiled):
     seconds = float(sol.diagnostics["train_seconds"])
     out["sj-solve"] = [{"step": N, "seconds": seconds, "error": case.error(values),
                         "max_error": float(case.error(values).max())}]  # fmt: skip
-    log(f"  d={case.d} sj-solve: {N} Adam + {config.refine_steps} Gauss-Newton in {seconds:.1f} s "
+    gn = int(sol.state.refine_step)
+    log(f"  d={case.d} sj-solve: {N} Adam + {gn} Gauss-Newton in {seconds:.1f} s "
         f"(incl. compile), max error {out['sj-solve'][0]['max_error']:.2e}")  # fmt: skip
     return {"phase": "accuracy", "steps": N, "wall_budget_seconds": budget, "histories": out}
 

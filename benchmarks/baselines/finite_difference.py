@@ -49,7 +49,7 @@ stackjax side, in the same run: ``stackjax.solve`` with the default `SolverConfi
 
 Run: ``python benchmarks/baselines/finite_difference.py`` (d in {1, 2, 3}, ~40 min on the
 loaded 2-core VM)
-or ``--quick`` (CI smoke run: d = 1, one linear grid plus the quadratic check, the scipy
+or ``--quick`` (CI smoke run: d = 1, two linear grids plus the quadratic check, the scipy
 reference, no stackjax runs unless ``--budgets`` is given; ~15 s of CPU time). Writes
 ``<out>/finite_difference.json`` (JSON lines) and ``<out>/finite_difference.png``.
 """
@@ -551,7 +551,7 @@ def run_stackjax(game, t, x, v_ref, num_steps: int, seed: int) -> dict:
     return {
         "method": "stackjax",
         "num_steps": num_steps,
-        "refine_steps": config.refine_steps,
+        "refine_steps": int(solution.state.refine_step),
         "total_s": total_s,
         "train_s": float(solution.diagnostics.get("train_seconds", float("nan"))),
         "params_bytes": int(params_bytes),
@@ -569,7 +569,7 @@ def first_reaching(records, target, key="total_s"):
 def grid_sequence(d: int, quick: bool) -> list[tuple[float, int]]:
     """(half-width L, nodes N) refinement sequence of the linear-boundary grid for dimension d."""
     if quick:
-        return [(4.0, 33)]
+        return [(4.0, 17), (4.0, 33)]
     spacings = {1: (0.5, 0.25, 0.125, 0.0625), 2: (0.5, 0.25, 0.125), 3: (0.5, 0.25, 1 / 6)}
     spacings = spacings.get(d, (0.5, 0.25))
     return [(L, int(round(2 * L / h)) + 1) for L in (4.0, 6.0) for h in spacings]

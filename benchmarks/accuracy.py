@@ -25,6 +25,7 @@ about a minute on an idle machine). Writes ``<out>/accuracy.json``
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -76,14 +77,18 @@ def table_cases(quick: bool) -> list[tuple[str, object, float | None, float | No
     return cases
 
 
-def scaling_cases(quick: bool) -> list[tuple[int, int]]:
+def scaling_cases(quick: bool, dims=(1, 10, 50, 100), regimes=(1, 3)) -> list[tuple[int, int]]:
     if quick:
         return [(1, 1), (2, 1)]
-    return [(1, 1), (1, 3), (10, 1), (10, 3), (50, 1), (50, 3), (100, 1), (100, 3)]
+    return [(d, m) for d in dims for m in regimes]
+
+
+#: SolverConfig changes from ``--config`` (JSON), applied to every case.
+CONFIG_CHANGES: dict = {}
 
 
 def _config(quick: bool, **changes) -> SolverConfig:
-    config = SolverConfig(dtype="float32", verbose=False)
+    config = SolverConfig(dtype="float32", verbose=False).replace(**CONFIG_CHANGES)
     if quick:
         config = config.replace(
             num_steps=300, chunk_size=100, refine_steps=2, refine_batch_size=256,
@@ -255,14 +260,28 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS_DIR)
     parser.add_argument("--skip-table", action="store_true")
     parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--dims", type=int, nargs="+", default=[1, 10, 50, 100],
+                        help="state dimensions of the time-to-accuracy runs")  # fmt: skip
+    parser.add_argument("--regimes", type=int, nargs="+", default=[1, 3],
+                        help="regime counts of the time-to-accuracy runs")  # fmt: skip
+    parser.add_argument("--config", type=json.loads, default={},
+                        help="SolverConfig changes as JSON, e.g. '{\"num_steps\": 0}' "
+                        "(every case: the table then no longer shows the defaults)")  # fmt: skip
+    parser.add_argument("--max-table-dim", type=int, default=None,
+                        help="leave out table rows with a larger state dimension")  # fmt: skip
     args = parser.parse_args(argv)
+    CONFIG_CHANGES.update(args.config)
     label = device_label()
     print(f"device: {device_string(label)}")
+    if args.config:
+        print(f"SolverConfig changes: {args.config}")
     json_path = args.out / "accuracy.json"
     write_jsonl(json_path, [{"kind": "device", "quick": args.quick, **label, "time": timestamp()}])
     table_rows, scaling_rows = [], []
     tables = [] if args.skip_table else table_cases(args.quick)
-    scalings = [] if args.skip_scaling else scaling_cases(args.quick)
+    if args.max_table_dim is not None:
+        tables = [c for c in tables if "d=100" not in c[0] or args.max_table_dim >= 100]
+    scalings = [] if args.skip_scaling else scaling_cases(args.quick, args.dims, args.regimes)
     # Cheap cases first (results are written after every case): d = 100 comes last.
     jobs = [("table", c) for c in tables if "d=100" not in c[0]]
     jobs += [("scaling", c) for c in scalings if c[0] < 100]

@@ -59,20 +59,26 @@ def _random(d: int, m: int):
     return lambda: examples.random_game(jax.random.key(0), d=d, m=m)
 
 
-def table_cases(quick: bool) -> list[tuple[str, object, float | None, float | None]]:
-    """(name, game constructor, value target, policy-mean target) of issue 3's table."""
+def table_cases(quick: bool) -> list[tuple[str, object, float | None, float | None, int]]:
+    """(name, game constructor, value target, policy-mean target, d) of issue 3's table."""
     if quick:
-        return [("scalar", lambda: examples.make_example("scalar"), 1e-3, 5e-3)]
+        return [("scalar", lambda: examples.make_example("scalar"), 1e-3, 5e-3, 1)]
     cases = [
-        ("scalar", lambda: examples.make_example("scalar"), 1e-3, 5e-3),
-        ("zero-sum", lambda: examples.make_example("zero-sum"), 5e-3, 1e-2),
-        ("controlled-diffusion", lambda: examples.make_example("controlled-diffusion"), 5e-3, 1e-2),
+        ("scalar", lambda: examples.make_example("scalar"), 1e-3, 5e-3, 1),
+        ("zero-sum", lambda: examples.make_example("zero-sum"), 5e-3, 1e-2, 2),
+        (
+            "controlled-diffusion",
+            lambda: examples.make_example("controlled-diffusion"),
+            5e-3,
+            1e-2,
+            2,
+        ),
     ]
     if hasattr(examples, "cole_hopf_game"):
-        cases.append(("cole-hopf (non-LQ)", examples.cole_hopf_game, None, None))
+        cases.append(("cole-hopf (non-LQ)", examples.cole_hopf_game, None, None, 10))
     cases += [
-        ("random d=10 m=3", _random(10, 3), 5e-3, 1e-2),
-        ("random d=100 m=2", _random(100, 2), 1e-2, 2e-2),
+        ("random d=10 m=3", _random(10, 3), 5e-3, 1e-2, 10),
+        ("random d=100 m=2", _random(100, 2), 1e-2, 2e-2, 100),
     ]
     return cases
 
@@ -280,16 +286,16 @@ def main(argv=None) -> None:
     table_rows, scaling_rows = [], []
     tables = [] if args.skip_table else table_cases(args.quick)
     if args.max_table_dim is not None:
-        tables = [c for c in tables if "d=100" not in c[0] or args.max_table_dim >= 100]
+        tables = [c for c in tables if c[4] <= args.max_table_dim]
     scalings = [] if args.skip_scaling else scaling_cases(args.quick, args.dims, args.regimes)
     # Cheap cases first (results are written after every case): d = 100 comes last.
-    jobs = [("table", c) for c in tables if "d=100" not in c[0]]
+    jobs = [("table", c) for c in tables if c[4] < 100]
     jobs += [("scaling", c) for c in scalings if c[0] < 100]
-    jobs += [("table", c) for c in tables if "d=100" in c[0]]
+    jobs += [("table", c) for c in tables if c[4] >= 100]
     jobs += [("scaling", c) for c in scalings if c[0] >= 100]
     for kind, case in jobs:
         if kind == "table":
-            name, make_game, tv, tm = case
+            name, make_game, tv, tm, _ = case
             row = run_table_case(name, make_game, tv, tm, args.quick)
             table_rows.append(row)
             print(

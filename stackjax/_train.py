@@ -88,8 +88,9 @@ class SolverConfig:
         on a fresh batch of ``refine_batch_size`` points, with the normal equations solved by
         ``cg_iterations`` matrix-free conjugate-gradient steps (Jacobian-vector products);
         0 disables. (Adam alone stalls around 1e-3 relative error; see `_refine`.) ``None``
-        (default): 10, or `CORRECTION_REFINE_STEPS` (50) when the MLP correction is used,
-        whose few thousand parameters Gauss-Newton fits far better than Adam (measured on
+        (default): `DEFAULT_REFINE_STEPS` (10), or `CORRECTION_REFINE_STEPS` (50) when the
+        MLP correction is used, whose few thousand parameters Gauss-Newton fits far better
+        than Adam (measured on
         `examples.cole_hopf_game`, d = 10, float32: worst value error 2.4e-2 after 2000 Adam
         + 10 iterations in 70 s, 9.5e-3 with 30, 7.3e-3 with 60 in 170 s; 2000 Adam steps
         more, or width 64, did not help).
@@ -277,7 +278,9 @@ def _detect_controlled(game, config: SolverConfig) -> bool:
     return flag if isinstance(flag, bool) else True
 
 
-#: Default Gauss-Newton iterations for value networks with the MLP correction (`SolverConfig`).
+#: Default Gauss-Newton iterations (`SolverConfig.refine_steps=None`): quadratic head only, and
+#: with the MLP correction.
+DEFAULT_REFINE_STEPS = 10
 CORRECTION_REFINE_STEPS = 50
 
 
@@ -285,7 +288,7 @@ def refine_iterations(game, config: SolverConfig) -> int:
     """Gauss-Newton iterations `solve` runs for ``game`` (resolves ``refine_steps=None``)."""
     if config.refine_steps is not None:
         return int(config.refine_steps)
-    return CORRECTION_REFINE_STEPS if _model(game, config).correction else 10
+    return CORRECTION_REFINE_STEPS if _model(game, config).correction else DEFAULT_REFINE_STEPS
 
 
 def _model(game, config: SolverConfig) -> ValueModel:

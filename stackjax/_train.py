@@ -90,10 +90,9 @@ class SolverConfig:
         0 disables. (Adam alone stalls around 1e-3 relative error; see `_refine`.) ``None``
         (default): `DEFAULT_REFINE_STEPS` (10), or `CORRECTION_REFINE_STEPS` (50) when the
         MLP correction is used, whose few thousand parameters Gauss-Newton fits far better
-        than Adam (measured on
-        `examples.cole_hopf_game`, d = 10, float32: worst value error 2.4e-2 after 2000 Adam
-        + 10 iterations in 70 s, 9.5e-3 with 30, 7.3e-3 with 60 in 170 s; 2000 Adam steps
-        more, or width 64, did not help).
+        than Adam (measured on `examples.cole_hopf_game`, d = 10, float32: worst value error
+        2.4e-2 after 2000 Adam + 10 iterations in 70 s, 9.5e-3 with 30, 7.3e-3 with 60 in
+        170 s; 2000 Adam steps more, or width 64, did not help).
       time_basis: Chebyshev polynomials in time for the quadratic head (`_networks`).
       width, depth: of the MLP correction. ``correction=None`` (default) uses it for games
         that are not `LQGame` (non-quadratic values) and not for `LQGame`s, whose values the

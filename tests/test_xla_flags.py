@@ -10,6 +10,7 @@ JAX creates its backend) with a timeout, so a regression fails instead of hangin
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ SCRIPT = textwrap.dedent(
     import jax
     import jax.numpy as jnp
     import stackjax as sj
-    from stackjax import _train, _xla_flags
+    from stackjax import _train
     from stackjax._sampling import sample_points
 
     print("flags", os.environ.get("XLA_FLAGS", ""))
@@ -61,8 +62,6 @@ def test_refinement_with_mlp_correction_finishes_and_reports_the_true_loss():
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = dict(line.split(" ", 1) for line in proc.stdout.strip().splitlines())
-    import importlib.metadata
-
     major, minor = (int(p) for p in importlib.metadata.version("jaxlib").split(".")[:2])
     if (major, minor) >= (0, 10):
         assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in lines["flags"]

@@ -29,7 +29,21 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-__all__ = ["Normalization", "ValueModel", "estimate_normalization"]
+__all__ = ["Normalization", "QuadraticCoefficients", "ValueModel", "estimate_normalization"]
+
+
+class QuadraticCoefficients(struct.PyTreeNode):
+    """The quadratic head of one regime at one time: ``z.H z / 2 + a.z + a0`` in ``z``.
+
+    Attributes:
+      hessian: [p, d, d] symmetric ``H(tau)`` (z-Hessian of the bracket's quadratic part).
+      linear: [p, d] ``a(tau)``.
+      constant: [p] ``a0(tau)``.
+    """
+
+    hessian: jax.Array
+    linear: jax.Array
+    constant: jax.Array
 
 
 class Normalization(struct.PyTreeNode):
@@ -95,8 +109,8 @@ class _RegimeHead(nn.Module):
     depth: int
     correction: bool
     param_dtype: jnp.dtype = jnp.float32
-    # "all": the bracket; "remainder": the MLP correction only; "hessian": [p, d, d] Hessian of
-    # the quadratic part in z (same parameters in every case).
+    # "all": the bracket; "remainder": the MLP correction only (same parameters in both cases;
+    # `ValueModel.time_coefficients` evaluates the quadratic part from the same parameters).
     part: str = "all"
 
     @nn.compact
@@ -112,13 +126,12 @@ class _RegimeHead(nn.Module):
         quad = self.param("quadratic", zeros, (K, p, d, d), self.param_dtype)
         lin = self.param("linear", zeros, (K, p, d), self.param_dtype)
         const = self.param("constant", zeros, (K, p), self.param_dtype)
-        A = jnp.triu(jnp.einsum("k,kpde->pde", feats, quad))  # [p, d, d]
-        if self.part == "hessian":  # z-independent Hessian of the quadratic part
-            return A + jnp.swapaxes(A, -1, -2)
-        a = feats @ lin.reshape(K, p * d)  # [p d]
-        out = jnp.einsum("pd,d->p", A @ z, z) + a.reshape(p, d) @ z + feats @ const  # [p]
         if self.part == "remainder":
-            out = jnp.zeros_like(out)
+            out = jnp.zeros((p,), self.param_dtype)
+        else:
+            A = jnp.triu(jnp.einsum("k,kpde->pde", feats, quad))  # [p, d, d]
+            a = feats @ lin.reshape(K, p * d)  # [p d]
+            out = jnp.einsum("pd,d->p", A @ z, z) + a.reshape(p, d) @ z + feats @ const  # [p]
         if self.correction:
             h = jnp.concatenate([2.0 * tau[None] - 1.0, z])
             for _ in range(self.depth):
@@ -170,6 +183,53 @@ class ValueModel:
         tau, z = jnp.zeros((), dtype), jnp.zeros((self.state_dim,), dtype)
         return jax.vmap(lambda k: head.init(k, tau, z))(keys)
 
+    def time_coefficients(self, params_i, norm: Normalization, t) -> QuadraticCoefficients:
+        """Coefficients of the quadratic head at time ``t`` (shared by all states at ``t``).
+
+        Computing them once per sampled time and applying them to many states turns the
+        per-point ``[p, d, d]`` work of the quadratic head (forming ``A(tau)``, its gradient
+        and Hessian products) into matrix products shared by the batch (`SolverConfig`
+        ``points_per_time``).
+
+        Args:
+          params_i: parameters of one regime (no leading ``[m]`` axis).
+          norm: `Normalization`.
+          t: [] time.
+        """
+        dtype = norm.value_scale.dtype
+        t = jnp.asarray(t, dtype)
+        tau = (norm.horizon - t) / norm.horizon
+        p, K = self.num_outputs, self.time_basis
+        feats = _chebyshev(2.0 * tau - 1.0, K)  # [K]
+        heads = params_i["params"]
+        # One coefficient per monomial z_a z_b (a <= b): the upper triangle of dense blocks.
+        upper = jnp.triu(jnp.einsum("k,kpde->pde", feats, heads["quadratic"]))
+        return QuadraticCoefficients(
+            hessian=upper + jnp.swapaxes(upper, -1, -2),
+            linear=(feats @ heads["linear"].reshape(K, -1)).reshape(p, self.state_dim),
+            constant=feats @ heads["constant"],
+        )
+
+    def regime_value_at(
+        self, params_i, norm: Normalization, game, i, t, x, coef: QuadraticCoefficients
+    ) -> jax.Array:
+        """``[p]`` values in regime ``i`` with the quadratic head's coefficients given.
+
+        Equal to `regime_value` when ``coef = time_coefficients(params_i, norm, t)``; the
+        dependence on ``t`` through ``coef`` is left to the caller (pass the coefficients'
+        time tangent to `jax.jvp` for the time derivative).
+        """
+        dtype = norm.value_scale.dtype
+        t, x = jnp.asarray(t, dtype), jnp.asarray(x, dtype)
+        tau = (norm.horizon - t) / norm.horizon
+        z = (x - norm.center) / norm.state_scale
+        bracket = 0.5 * jnp.einsum("pd,d->p", coef.hessian @ z, z) + coef.linear @ z
+        bracket = bracket + coef.constant
+        if self.correction:
+            bracket = bracket + self._head(dtype, "remainder").apply(params_i, tau, z)
+        psi = game.terminal_cost(x, i)[: self.num_outputs]
+        return psi + norm.value_scale[: self.num_outputs, i] * tau * bracket
+
     def regime_value(self, params_i, norm: Normalization, game, i, t, x) -> jax.Array:
         """``[p]`` values in regime ``i`` (``p = 1`` leader only if zero-sum, else 2 players).
 
@@ -180,13 +240,8 @@ class ValueModel:
           i: int scalar regime.
           t: [] time.  x: [d] state.
         """
-        dtype = norm.value_scale.dtype
-        t, x = jnp.asarray(t, dtype), jnp.asarray(x, dtype)
-        tau = (norm.horizon - t) / norm.horizon
-        z = (x - norm.center) / norm.state_scale
-        bracket = self._head(dtype).apply(params_i, tau, z)  # [p]
-        psi = game.terminal_cost(x, i)[: self.num_outputs]
-        return psi + norm.value_scale[: self.num_outputs, i] * tau * bracket
+        coef = self.time_coefficients(params_i, norm, t)
+        return self.regime_value_at(params_i, norm, game, i, t, x, coef)
 
     def regime_remainder(
         self, params_i, norm: Normalization, game, i, t, x, *, with_terminal: bool
@@ -208,21 +263,22 @@ class ValueModel:
             out = out + game.terminal_cost(x, i)[: self.num_outputs]
         return out
 
-    def regime_hessian(self, params_i, norm: Normalization, game, i, t, *, with_terminal: bool):
+    def regime_hessian(
+        self, norm: Normalization, game, i, t, coef: QuadraticCoefficients, *, with_terminal: bool
+    ) -> jax.Array:
         """``[p, d, d]`` exact ``x``-Hessian of the quadratic head (plus ``psi``'s if asked).
 
-        ``S tau (A(tau) + A(tau)^T) / s^2`` does not depend on ``x``: the solver applies it to
-        the diffusion columns as one matrix product per point (``p n d^2`` flops) instead of
-        ``n`` Hessian-vector products through the network. With ``with_terminal`` the game's
+        ``S tau H(tau) / s^2`` (``coef.hessian = H`` from `time_coefficients`) does not depend
+        on ``x``: the solver applies it to the diffusion columns of all states sharing ``t``
+        as one matrix product (``p n d^2`` flops per point) instead of ``n`` Hessian-vector
+        products through the network. With ``with_terminal`` the game's
         ``terminal_hessian(i)`` (constant, e.g. ``G + G^T`` of an `LQGame`) is added.
         """
         dtype = norm.value_scale.dtype
         t = jnp.asarray(t, dtype)
         tau = (norm.horizon - t) / norm.horizon
-        z = jnp.zeros((self.state_dim,), dtype)
-        H = self._head(dtype, "hessian").apply(params_i, tau, z)  # [p, d, d] in z
         scale = norm.value_scale[: self.num_outputs, i] * tau / norm.state_scale**2
-        H = scale[:, None, None] * H
+        H = scale[:, None, None] * coef.hessian
         if with_terminal:
             H = H + game.terminal_hessian(i)[: self.num_outputs].astype(dtype)
         return H

@@ -113,6 +113,14 @@ class SolverConfig:
         residual: worth it in high dimension, where the quadratic head has ``O(d^2)``
         coefficients per time basis function. The same rows enter the Gauss-Newton
         refinement. 0 disables; ``None`` (default): 1 for ``d >= HIGH_DIMENSION`` (20), else 0.
+      points_per_time: states sampled at each sampled time (``t ~ U[0, T]`` and ``x`` are
+        independent, so a batch of ``G`` times with ``P`` states each has the same
+        distribution). The quadratic head's coefficients and Hessian at a time are then
+        computed once and applied to its ``P`` states as matrix products instead of per state
+        (`_group_residuals`): at d = 100 the per-state ``[2, d, d]`` matrices dominate
+        memory traffic. Must divide ``batch_size`` and ``refine_batch_size`` (times
+        ``num_devices``); not combinable with the on-policy / adaptive pool. ``None``
+        (default): see `resolve_points_per_time` (8 for ``d >= 20``, else 1).
       controlled_diffusion: ``None`` detects whether ``D1, D2`` vanish (concrete LQ games);
         ``False`` skips the ``D`` columns, ``True`` always includes them.
       dtype: ``None`` (the game's dtype: float32, or float64 with ``jax_enable_x64``),
@@ -138,6 +146,7 @@ class SolverConfig:
     refine_steps: int | None = None
     refine_batch_size: int = 512
     cg_iterations: int = 40
+    points_per_time: int | None = None
     time_basis: int = 8
     width: int = 32
     depth: int = 2
@@ -183,6 +192,24 @@ class SolverConfig:
                 "SolverConfig.num_steps (Adam) and refine_steps (Gauss-Newton) must be >= 0 "
                 f"and not both 0, got {self.num_steps} and {self.refine_steps}."
             )
+        if self.points_per_time is not None:
+            per = int(self.points_per_time)
+            if per < 1:
+                raise ValueError(f"SolverConfig.points_per_time must be >= 1, got {per}.")
+            for name in ("batch_size", "refine_batch_size"):
+                size = int(getattr(self, name))
+                if per > 1 and size % (per * self.num_devices):
+                    raise ValueError(
+                        f"SolverConfig.{name}={size} must be divisible by points_per_time * "
+                        f"num_devices = {per * self.num_devices} (each sampled time carries "
+                        "points_per_time states; the times are split over the devices)."
+                    )
+            if per > 1 and self.num_pool_points > 0:
+                raise ValueError(
+                    "SolverConfig.points_per_time > 1 cannot be combined with on_policy_fraction "
+                    "or adaptive_fraction (pool points carry their own times). Fix: set "
+                    "points_per_time=1 (or None)."
+                )
         if self.time_basis < 2:
             raise ValueError("SolverConfig.time_basis must be >= 2 (constant and linear in time).")
         if self.batch_size % self.num_devices:
@@ -290,6 +317,25 @@ def refine_iterations(game, config: SolverConfig) -> int:
     return CORRECTION_REFINE_STEPS if _model(game, config).correction else DEFAULT_REFINE_STEPS
 
 
+def resolve_points_per_time(game, config: SolverConfig) -> int:
+    """States per sampled time `solve` uses for ``game`` (resolves ``points_per_time=None``).
+
+    ``None``: `HIGH_DIMENSION_POINTS_PER_TIME` (8) for ``d >= HIGH_DIMENSION`` (20), when it
+    divides both batch sizes and no on-policy / adaptive pool is used; else 1.
+    """
+    if config.points_per_time is not None:
+        return int(config.points_per_time)
+    per = HIGH_DIMENSION_POINTS_PER_TIME
+    if (
+        game.state_dim >= HIGH_DIMENSION
+        and config.num_pool_points == 0
+        and config.batch_size % (per * config.num_devices) == 0
+        and config.refine_batch_size % (per * config.num_devices) == 0
+    ):
+        return per
+    return 1
+
+
 def _model(game, config: SolverConfig) -> ValueModel:
     correction = not isinstance(game, LQGame) if config.correction is None else config.correction
     return ValueModel(
@@ -303,11 +349,28 @@ def _model(game, config: SolverConfig) -> ValueModel:
     )
 
 
-def _point_equilibria(model, config, controlled, params, norm, game, t, x, key, *, exact=False):
+def _time_coefficients(model, params, norm, t):
+    """Quadratic-head coefficients of every regime at time ``t`` and their time derivatives.
+
+    Returns ``(coef, coef_t)``: `QuadraticCoefficients` with a leading ``[m]`` axis.
+    """
+    t = jnp.asarray(t, norm.value_scale.dtype)
+
+    def one(p_i):
+        return jax.jvp(lambda s: model.time_coefficients(p_i, norm, s), (t,), (jnp.ones_like(t),))
+
+    return jax.vmap(one)(params)
+
+
+def _point_equilibria(
+    model, config, controlled, params, norm, game, t, x, key, *, exact=False, coefs=None
+):
     """Values, time derivatives [2, m] and the `PointEquilibrium` of every regime at one point.
 
     Also returns the pointwise `Coefficients`, gradients and Hessian products (leading ``[m]``)
-    for diagnostics.
+    for diagnostics. ``coefs``: the quadratic head's ``(coef, coef_t)`` at ``t`` from
+    `_time_coefficients` when the caller shares them between the states of one time
+    (`_group_residuals`); computed here if ``None``.
     """
     dtype = norm.value_scale.dtype
     t = jnp.asarray(t, dtype)
@@ -316,21 +379,24 @@ def _point_equilibria(model, config, controlled, params, norm, game, t, x, key, 
     stochastic = config.operator == "hutchinson" and not exact
     method = "hessian" if (config.operator == "hessian" and not exact) else "hvp"
     keys = jax.random.split(key, model.num_regimes)
+    if coefs is None:
+        coefs = _time_coefficients(model, params, norm, t)
 
-    def one(p_i, i, k):
-        def f(s, z):
-            return model.regime_value(p_i, norm, game, i, s, z)
+    def one(p_i, i, k, qc, qc_t):
+        def f(s, z, c):
+            return model.regime_value_at(p_i, norm, game, i, s, z, c)
 
-        v, v_t = jax.jvp(lambda s: f(s, x), (t,), (jnp.ones_like(t),))
+        v, v_t = jax.jvp(lambda s, c: f(s, x, c), (t, qc), (jnp.ones_like(t), qc_t))
         coef = game.coefficients(x, i)
         if stochastic:
             coef = sketch_diffusion(coef, k, config.num_probes)
         if method == "hessian":  # reference: autodiff through the whole value function
             y, hp = gradient_and_products(
-                lambda z: f(t, z), x, coef, method=method, controlled=controlled
-            )
+                lambda z: model.regime_value(p_i, norm, game, i, t, z), x, coef,
+                method=method, controlled=controlled,
+            )  # fmt: skip
         else:
-            y, hp = _split_products(model, controlled, p_i, norm, game, i, t, x, coef)
+            y, hp = _split_products(model, controlled, p_i, norm, game, i, t, x, coef, qc)
         y, hp = model.expand(y), jax.tree.map(model.expand, hp)
         pre = pre_hamiltonian(coef, y, hp)
         eq = pointwise_equilibrium(
@@ -338,24 +404,24 @@ def _point_equilibria(model, config, controlled, params, norm, game, t, x, key, 
         )
         return model.expand(v), model.expand(v_t), eq, (coef, y, hp)
 
-    v, v_t, eq, local = jax.vmap(one)(params, regimes, keys)
+    v, v_t, eq, local = jax.vmap(one)(params, regimes, keys, *coefs)
     return v.T, v_t.T, eq, local
 
 
-def _split_products(model, controlled, p_i, norm, game, i, t, x, coef):
+def _split_products(model, controlled, p_i, norm, game, i, t, x, coef, qc):
     """Gradients and exact Hessian products of one regime's values, structure exploited.
 
-    The quadratic head's Hessian ``S tau (A + A^T) / s^2`` (and the terminal cost's, when the
+    The quadratic head's Hessian ``S tau H(tau) / s^2`` (and the terminal cost's, when the
     game provides ``terminal_hessian``) does not depend on ``x``: it is applied to the
-    diffusion columns as one ``[p, d, d] x [d, r]`` matrix product per point. Only the
-    remainder (MLP correction; terminal cost of games without ``terminal_hessian``) goes
-    through Hessian-vector products (`gradient_and_products`, ``"hvp"``). Exact: equal to
-    the ``jax.hessian`` path up to round-off (tested). At d = 100 with n = 100 diffusion
-    columns this is ~5x fewer flops per point than HVPs through the whole network.
+    diffusion columns as a matrix product, shared by all states of one time when ``qc`` (the
+    head's `QuadraticCoefficients` at ``t``) is shared. Only the remainder (MLP correction;
+    terminal cost of games without ``terminal_hessian``) goes through Hessian-vector products
+    (`gradient_and_products`, ``"hvp"``). Exact: equal to the ``jax.hessian`` path up to
+    round-off (tested).
     """
     with_terminal = callable(getattr(game, "terminal_hessian", None))
-    y = jax.jacrev(lambda z: model.regime_value(p_i, norm, game, i, t, z))(x)  # [p, d]
-    H = model.regime_hessian(p_i, norm, game, i, t, with_terminal=with_terminal)
+    y = jax.jacrev(lambda z: model.regime_value_at(p_i, norm, game, i, t, z, qc))(x)  # [p, d]
+    H = model.regime_hessian(norm, game, i, t, qc, with_terminal=with_terminal)
     hp = _products_from_hessians(H, coef, controlled)
     if model.correction or not with_terminal:
         _, hp_rest = gradient_and_products(
@@ -386,12 +452,42 @@ def _products_from_hessians(H, coef, controlled: bool) -> HessianProducts:
     )
 
 
-def _residual(model, config, controlled, params, norm, game, t, x, key):
+def _residual(model, config, controlled, params, norm, game, t, x, key, coefs=None):
     """[2, m] normalised residuals ``R_{k,i} T / S_{k,i}`` at one point (MATH.md §5.3)."""
-    v, v_t, eq, _ = _point_equilibria(model, config, controlled, params, norm, game, t, x, key)
+    v, v_t, eq, _ = _point_equilibria(
+        model, config, controlled, params, norm, game, t, x, key, coefs=coefs
+    )
     r = v_t + eq.hamiltonian.T + v @ game.generator.T
     return r * norm.horizon / norm.value_scale
 
+
+def _group_residuals(model, config, controlled, params, norm, game, t, x, keys):
+    """``[P, 2, m]`` residuals at ``P`` states ``x [P, d]`` sharing one time ``t []``.
+
+    The quadratic head's coefficients are evaluated once at ``t`` and applied to all ``P``
+    states, so its per-state ``[p, d, d]`` matrices become matrix products shared by the group
+    (the `jax.hessian` reference operator still differentiates through everything per state).
+    """
+    coefs = _time_coefficients(model, params, norm, t)
+    return jax.vmap(
+        lambda xi, ki: _residual(model, config, controlled, params, norm, game, t, xi, ki, coefs)
+    )(x, keys)
+
+
+def _as_groups(t, x, keys):
+    """Flat points ``(t [N], x [N, d], keys [N])`` become ``N`` groups of one state."""
+    if x.ndim == 2:
+        return t, x[:, None, :], keys[:, None]
+    if x.ndim != 3 or t.shape != x.shape[:1] or keys.shape[:2] != x.shape[:2]:
+        raise ValueError(
+            "points must be flat (t [N], x [N, d], keys [N]) or grouped by time (t [G], "
+            f"x [G, P, d], keys [G, P]); got t {t.shape}, x {x.shape}, keys {keys.shape}."
+        )
+    return t, x, keys
+
+
+#: States per sampled time from `HIGH_DIMENSION` on (`SolverConfig.points_per_time`).
+HIGH_DIMENSION_POINTS_PER_TIME = 8
 
 #: From this state dimension on, the default `SolverConfig` adds the state-gradient residual
 #: rows (``gradient_weight=1``): the quadratic head has ``(d + 1)(d + 2) / 2 >= 231``
@@ -452,6 +548,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     optimizer = _optimizer(config, game.state_dim)
     mesh = make_data_mesh(config.num_devices) if config.num_devices > 1 else None
     num_pool = config.num_pool_points
+    points_per_time = resolve_points_per_time(game, config)
 
     def init(key: jax.Array) -> TrainState:
         params = model.init(key, dtype)
@@ -473,23 +570,48 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
         )
 
     def batch_residuals(params, norm, g, t, x, keys):
-        return jax.vmap(
-            lambda ti, xi, ki: _residual(model, config, controlled, params, norm, g, ti, xi, ki)
-        )(t, x, keys)
+        """``[N, 2, m]`` residuals at flat points (``t [N], x [N, d], keys [N]``) or at points
+        grouped by time (``t [G], x [G, P, d], keys [G, P]``, ``N = G P``, see
+        `sample_batch`)."""
+        t, x, keys = _as_groups(t, x, keys)
+        r = jax.vmap(
+            lambda ti, xi, ki: _group_residuals(
+                model, config, controlled, params, norm, g, ti, xi, ki
+            )
+        )(t, x, keys)  # [G, P, 2, m]
+        return r.reshape(-1, *r.shape[2:])
 
     def batch_residual_gradients(params, norm, g, t, x, keys):
-        """``(r [N, 2, m], s grad_x r [N, 2, m, d])``: residuals and their state gradients."""
+        """``(r [N, 2, m], s grad_x r [N, 2, m, d])``: residuals and their state gradients
+        (points as in `batch_residuals`)."""
+        t, x, keys = _as_groups(t, x, keys)
 
-        def one(ti, xi, ki):
+        def group(ti, xs, ks):
             def f(xx):
-                return _residual(model, config, controlled, params, norm, g, ti, xx, ki)
+                return _group_residuals(model, config, controlled, params, norm, g, ti, xx, ks)
 
-            r, vjp = jax.vjp(f, xi)
-            basis = jnp.eye(r.size, dtype=r.dtype).reshape(r.size, *r.shape)
-            jac = jax.vmap(lambda c: vjp(c)[0])(basis)  # [2 m, d]
-            return r, jac.reshape(*r.shape, -1) * norm.state_scale
+            r, vjp = jax.vjp(f, xs)  # r [P, 2, m]; state j's residual depends on x_j only
+            size = r[0].size
+            basis = jnp.eye(size, dtype=r.dtype).reshape(size, 1, *r.shape[1:])
+            jac = jax.vmap(lambda c: vjp(jnp.broadcast_to(c, r.shape))[0])(basis)  # [2m, P, d]
+            jac = jnp.moveaxis(jac, 0, 1).reshape(*r.shape, -1)
+            return r, jac * norm.state_scale
 
-        return jax.vmap(one)(t, x, keys)
+        r, jac = jax.vmap(group)(t, x, keys)
+        return r.reshape(-1, *r.shape[2:]), jac.reshape(-1, *jac.shape[2:])
+
+    def sample_batch(k_pts, k_op, g, num):
+        """``num`` collocation points ``(t [G], x [G, P, d], keys [G, P])``: ``G = num / P``
+        times, each shared by ``P = points_per_time`` states (`SolverConfig`), drawn from
+        ``k_pts`` (the operator keys from ``k_op``), sharded over the ``"data"`` mesh along
+        ``G``."""
+        t, x = sample_points(
+            k_pts, g, num, scale=config.state_scale, distribution=config.sampler
+        )
+        per = points_per_time
+        t, x = t[: num // per], x.reshape(num // per, per, -1)
+        keys = jax.random.split(k_op, num).reshape(num // per, per)
+        return shard_points((t, x, keys), mesh)
 
     def residual_vector(params, norm, g, t, x, keys):
         """Flat residual vector whose mean square is the training loss (`SolverConfig`)."""
@@ -504,15 +626,19 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     def train_step(state: TrainState, key: jax.Array, game_values=None):
         g = game if game_values is None else _cast_game(game_values, dtype)
         k_sample, k_pool, k_op = jax.random.split(key, 3)
-        t, x = sample_points(
-            k_sample, g, config.batch_size, scale=config.state_scale, distribution=config.sampler
-        )
-        if num_pool > 0:
-            idx = jax.random.randint(k_pool, (num_pool,), 0, state.pool_t.shape[0])
-            t = t.at[:num_pool].set(state.pool_t[idx])
-            x = x.at[:num_pool].set(state.pool_x[idx])
-        keys = jax.random.split(k_op, config.batch_size)
-        t, x, keys = shard_points((t, x, keys), mesh)
+        if points_per_time > 1:  # (no pool then, see `points_per_time`)
+            t, x, keys = sample_batch(k_sample, k_op, g, config.batch_size)
+        else:
+            t, x = sample_points(
+                k_sample, g, config.batch_size, scale=config.state_scale,
+                distribution=config.sampler,
+            )  # fmt: skip
+            if num_pool > 0:
+                idx = jax.random.randint(k_pool, (num_pool,), 0, state.pool_t.shape[0])
+                t = t.at[:num_pool].set(state.pool_t[idx])
+                x = x.at[:num_pool].set(state.pool_x[idx])
+            keys = jax.random.split(k_op, config.batch_size)
+            t, x, keys = shard_points((t, x, keys), mesh)
 
         def loss_fn(params):
             r, vec = residual_vector(params, state.norm, g, t, x, keys)  # [N, 2, m], [P]
@@ -530,6 +656,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     init.batch_residuals = batch_residuals  # type: ignore[attr-defined]
     init.batch_residual_gradients = batch_residual_gradients  # type: ignore[attr-defined]
     init.residual_vector = residual_vector  # type: ignore[attr-defined]
+    init.sample_batch = sample_batch  # type: ignore[attr-defined]
     return init, train_step
 
 
@@ -782,9 +909,7 @@ def _refine(game, state, base_key, *, config, controlled, num):
     def body(carry, _):
         flat, mu, j = carry
         k_pts, k_op = jax.random.split(jax.random.fold_in(base_key, j))
-        t, x = sample_points(k_pts, game, n, scale=config.state_scale, distribution=config.sampler)
-        keys = jax.random.split(k_op, n)
-        t, x, keys = shard_points((t, x, keys), init.mesh)
+        t, x, keys = init.sample_batch(k_pts, k_op, game, n)
 
         def residual_vector(theta):
             r, vec = init.residual_vector(unravel(theta), state.norm, game, t, x, keys)

@@ -228,7 +228,7 @@ def test_structured_products_equal_jax_hessian_residual(make_game, correction):
     residuals = {}
     for op in ("hvp", "hessian"):
         init_op, _ = make_train_step(game, base.replace(operator=op))
-        residuals[op] = init_op.batch_residuals(params, state.norm, game, t, x, pkeys)
+        residuals[op] = jax.jit(init_op.batch_residuals)(params, state.norm, game, t, x, pkeys)
     assert float(jnp.max(jnp.abs(residuals["hessian"]))) > 1e-2  # a non-trivial comparison
     np.testing.assert_allclose(residuals["hvp"], residuals["hessian"], rtol=1e-10, atol=1e-10)
 
@@ -262,6 +262,59 @@ def test_residual_state_gradients_match_finite_differences():
     _, vec = init.residual_vector(params, state.norm, game, t, x, pkeys)
     expected = jnp.mean(r**2) + jnp.sum(jac**2) / r.size
     np.testing.assert_allclose(jnp.sum(vec**2) / r.size, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make_game, correction",
+    [
+        (lambda: examples.random_game(jax.random.key(3), 5, 2), False),
+        (lambda: examples.random_game(jax.random.key(4), 4, 2, controlled_diffusion=True), True),
+        (lambda: examples.cole_hopf_game(d=3), True),
+    ],
+)
+def test_time_grouped_points_equal_per_point_residuals(make_game, correction):
+    """States sharing a time (``points_per_time``) reuse the head's coefficients and Hessian;
+    residuals and state-gradient rows equal the per-point evaluation (and the jax.hessian
+    reference) at the same points to 1e-10 in float64."""
+    game = make_game()
+    config = TINY.replace(correction=correction, dtype="float64", points_per_time=4)
+    init, _ = make_train_step(game, config)
+    state = init(jax.random.key(0))
+    leaves, tree = jax.tree.flatten(state.params)
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    params = jax.tree.unflatten(
+        tree, [0.05 * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)]
+    )
+    t, x, pkeys = init.sample_batch(jax.random.key(2), jax.random.key(5), game, 16)
+    assert t.shape == (4,) and x.shape == (4, 4, game.state_dim)
+    flat_t = jnp.repeat(t, 4)
+    flat_x, flat_keys = x.reshape(16, -1), pkeys.reshape(16)
+    grouped = jax.jit(init.batch_residuals)(params, state.norm, game, t, x, pkeys)
+    reference, _ = make_train_step(game, config.replace(operator="hessian", points_per_time=1))
+    flat = jax.jit(reference.batch_residuals)(
+        params, state.norm, game, flat_t, flat_x, flat_keys
+    )
+    assert float(jnp.max(jnp.abs(flat))) > 1e-2
+    np.testing.assert_allclose(grouped, flat, rtol=1e-10, atol=1e-10)
+    per_point, _ = make_train_step(game, config.replace(points_per_time=1))
+    r, jac = jax.jit(init.batch_residual_gradients)(params, state.norm, game, t, x, pkeys)
+    r_ref, jac_ref = jax.jit(per_point.batch_residual_gradients)(
+        params, state.norm, game, flat_t, flat_x, flat_keys
+    )
+    np.testing.assert_allclose(r, r_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(jac, jac_ref, rtol=1e-9, atol=1e-10)
+
+
+def test_points_per_time_default_and_validation():
+    """High d groups 8 states per time by default; sizes that do not divide are named."""
+    from stackjax._train import resolve_points_per_time
+
+    assert resolve_points_per_time(examples.random_game(jax.random.key(0), 20, 1), TINY) == 8
+    assert resolve_points_per_time(examples.random_game(jax.random.key(0), 10, 1), TINY) == 1
+    with pytest.raises(ValueError, match="refine_batch_size"):
+        TINY.replace(points_per_time=3, batch_size=12, refine_batch_size=16)
+    with pytest.raises(ValueError, match="points_per_time"):
+        TINY.replace(points_per_time=4, on_policy_fraction=0.5)
 
 
 @pytest.mark.parametrize(

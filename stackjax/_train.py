@@ -605,9 +605,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
         times, each shared by ``P = points_per_time`` states (`SolverConfig`), drawn from
         ``k_pts`` (the operator keys from ``k_op``), sharded over the ``"data"`` mesh along
         ``G``."""
-        t, x = sample_points(
-            k_pts, g, num, scale=config.state_scale, distribution=config.sampler
-        )
+        t, x = sample_points(k_pts, g, num, scale=config.state_scale, distribution=config.sampler)
         per = points_per_time
         t, x = t[: num // per], x.reshape(num // per, per, -1)
         keys = jax.random.split(k_op, num).reshape(num // per, per)

@@ -291,9 +291,7 @@ def test_time_grouped_points_equal_per_point_residuals(make_game, correction):
     flat_x, flat_keys = x.reshape(16, -1), pkeys.reshape(16)
     grouped = jax.jit(init.batch_residuals)(params, state.norm, game, t, x, pkeys)
     reference, _ = make_train_step(game, config.replace(operator="hessian", points_per_time=1))
-    flat = jax.jit(reference.batch_residuals)(
-        params, state.norm, game, flat_t, flat_x, flat_keys
-    )
+    flat = jax.jit(reference.batch_residuals)(params, state.norm, game, flat_t, flat_x, flat_keys)
     assert float(jnp.max(jnp.abs(flat))) > 1e-2
     np.testing.assert_allclose(grouped, flat, rtol=1e-10, atol=1e-10)
     per_point, _ = make_train_step(game, config.replace(points_per_time=1))

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 
 import stackjax as sj  # noqa: E402
 from stackjax import examples  # noqa: E402
-from stackjax._train import SolverConfig, refine_iterations  # noqa: E402
+from stackjax._train import SolverConfig, refine_iterations, resolve_config  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
@@ -175,7 +175,7 @@ def run_scaling_case(d, m, quick):
         "mean_error": mean_err.tolist(),
         "final_value_error": float(v_err[-1]),
         **{f"time_to_{t:g}": crossing_time(seconds, v_err, t) for t in THRESHOLDS},
-        "num_steps": config.num_steps,
+        "num_steps": resolve_config(game, config).num_steps,
         "refine_steps": refine_iterations(game, config),
         "load": os.getloadavg(),
         "time": timestamp(),

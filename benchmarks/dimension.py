@@ -163,9 +163,16 @@ def run_case(d, m, n, batch, args, matmul):
             records.append(rec)
             continue
         # Residual (all players, regimes) vs forward pass of the value networks, same batch.
-        t, x = sj.sample_points(jax.random.key(3), game, batch)
-        keys = jax.random.split(jax.random.key(4), batch)
-        residual = jax.jit(lambda p, nrm, t, x, k, f=init.batch_residuals: f(p, nrm, game, t, x, k))
+        # The solver's own batch layout: `points_per_time` states per sampled time (flattened
+        # here for the forward pass; regrouped for the residual).
+        t, x, keys = init.sample_batch(jax.random.key(3), jax.random.key(4), game, batch)
+        per = x.shape[1]
+        t, x, keys = jnp.repeat(t, per), x.reshape(batch, -1), keys.reshape(batch)
+
+        def residual(p, nrm, t, x, k, f=init.batch_residuals, per=per):
+            return f(p, nrm, game, t[::per], x.reshape(-1, per, x.shape[-1]), k.reshape(-1, per))
+
+        residual = jax.jit(residual)
         first, _ = _timed(compiled, state, step_key)
         _timed(residual, state.params, state.norm, t, x, keys)
         _timed(forward, state.params, state.norm, t, x)

@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import _xla_flags
 
-_xla_flags.apply()  # before any JAX computation: XLA:CPU scheduler bug of jaxlib 0.10
+_xla_flags.apply()  # before any JAX computation: XLA:CPU bugs of jaxlib 0.10
 
 from . import examples as examples
 from ._evaluate import evaluate as evaluate
@@ -50,6 +50,7 @@ from ._train import SolverConfig as SolverConfig
 from ._train import TrainingDivergedWarning as TrainingDivergedWarning
 from ._train import TrainState as TrainState
 from ._train import make_train_step as make_train_step
+from ._train import resolve_config as resolve_config
 from ._train import solution_diagnostics as solution_diagnostics
 from ._train import solve as solve
 
@@ -83,6 +84,7 @@ __all__ = [
     "load_game",
     "make_lq_game",
     "make_train_step",
+    "resolve_config",
     "monte_carlo_cost",
     "parabolicity_margin",
     "pointwise_equilibrium",

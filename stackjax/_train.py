@@ -55,6 +55,7 @@ __all__ = [
     "Solution",
     "TrainingDivergedWarning",
     "make_train_step",
+    "resolve_config",
     "solve",
     "solution_diagnostics",
 ]
@@ -74,7 +75,9 @@ class SolverConfig:
     Attributes:
       concept: ``"stackelberg"`` or ``"nash"`` (zero-sum games are flagged on the game).
       num_steps: Adam steps (0: Gauss-Newton refinement only, which at d = 100 with the
-        state-gradient rows converged faster than Adam; see `gradient_weight`).
+        state-gradient rows converged faster than Adam; see `gradient_weight`). ``None``
+        (default): 2000 below d = 20, 0 from d = 20 on (see `resolve_config` for every
+        dimension-dependent default).
       batch_size: collocation points per step (all regimes are evaluated at each point).
       learning_rate: peak Adam learning rate (after ``warmup_steps`` of linear warm-up).
         ``None``: ``1e-2 sqrt(3 / B)`` with ``B = (d + 1)(d + 2) / 2`` quadratic-head basis
@@ -93,7 +96,13 @@ class SolverConfig:
         than Adam (measured on `examples.cole_hopf_game`, d = 10, float32: worst value error
         2.4e-2 after 2000 Adam + 10 iterations in 70 s, 9.5e-3 with 30, 7.3e-3 with 60 in
         170 s; 2000 Adam steps more, or width 64, did not help).
+      refine_batch_size, cg_iterations: points per Gauss-Newton iteration and CG steps per
+        iteration (``None``: 512 and 40 below d = 20, 256 and 20 from d = 20 on, where one
+        iteration costs ~18 s at d = 100, m = 2 on 2 CPU cores).
       time_basis: Chebyshev polynomials in time for the quadratic head (`_networks`).
+        ``None``: 8 below d = 20, `HIGH_DIMENSION_TIME_BASIS` (3) from d = 20 on (see there:
+        faster Gauss-Newton convergence against a time-truncation floor of ~3e-4 on
+        `examples.random_game`; raise it for values that vary faster in time).
       width, depth: of the MLP correction. ``correction=None`` (default) uses it for games
         that are not `LQGame` (non-quadratic values) and not for `LQGame`s, whose values the
         quadratic head represents exactly (the correction then only slows and perturbs the
@@ -137,17 +146,17 @@ class SolverConfig:
     """
 
     concept: str = "stackelberg"
-    num_steps: int = 2000
+    num_steps: int | None = None
     batch_size: int = 256
     learning_rate: float | None = None
     final_learning_rate: float = 1e-4
     warmup_steps: int = 50
     grad_clip: float | None = None
     refine_steps: int | None = None
-    refine_batch_size: int = 512
-    cg_iterations: int = 40
+    refine_batch_size: int | None = None
+    cg_iterations: int | None = None
     points_per_time: int | None = None
-    time_basis: int = 8
+    time_basis: int | None = None
     width: int = 32
     depth: int = 2
     correction: bool | None = None
@@ -183,11 +192,16 @@ class SolverConfig:
             raise ValueError(
                 f"SolverConfig.dtype must be None, 'float32' or 'float64', got {self.dtype!r}."
             )
-        for name in ("batch_size", "chunk_size", "time_basis", "num_devices"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"SolverConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        for name in (
+            "batch_size", "chunk_size", "time_basis", "num_devices", "refine_batch_size",
+            "cg_iterations",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"SolverConfig.{name} must be >= 1, got {value}.")
         refine = 1 if self.refine_steps is None else self.refine_steps
-        if self.num_steps < 0 or refine < 0 or self.num_steps + refine < 1:
+        adam = 1 if self.num_steps is None else self.num_steps
+        if adam < 0 or refine < 0 or adam + refine < 1:
             raise ValueError(
                 "SolverConfig.num_steps (Adam) and refine_steps (Gauss-Newton) must be >= 0 "
                 f"and not both 0, got {self.num_steps} and {self.refine_steps}."
@@ -197,8 +211,8 @@ class SolverConfig:
             if per < 1:
                 raise ValueError(f"SolverConfig.points_per_time must be >= 1, got {per}.")
             for name in ("batch_size", "refine_batch_size"):
-                size = int(getattr(self, name))
-                if per > 1 and size % (per * self.num_devices):
+                size = getattr(self, name)
+                if per > 1 and size is not None and int(size) % (per * self.num_devices):
                     raise ValueError(
                         f"SolverConfig.{name}={size} must be divisible by points_per_time * "
                         f"num_devices = {per * self.num_devices} (each sampled time carries "
@@ -210,7 +224,7 @@ class SolverConfig:
                     "or adaptive_fraction (pool points carry their own times). Fix: set "
                     "points_per_time=1 (or None)."
                 )
-        if self.time_basis < 2:
+        if self.time_basis is not None and self.time_basis < 2:
             raise ValueError("SolverConfig.time_basis must be >= 2 (constant and linear in time).")
         if self.batch_size % self.num_devices:
             raise ValueError(
@@ -308,36 +322,85 @@ def _detect_controlled(game, config: SolverConfig) -> bool:
 #: with the MLP correction.
 DEFAULT_REFINE_STEPS = 10
 CORRECTION_REFINE_STEPS = 50
+#: From `HIGH_DIMENSION` on (no Adam steps then; see `resolve_config`).
+HIGH_DIMENSION_REFINE_STEPS = 30
+#: Chebyshev polynomials in time of the quadratic head from `HIGH_DIMENSION` on: fewer unknowns
+#: per Gauss-Newton iteration (``K (d + 1)(d + 2) / 2`` per player and regime) make each
+#: iteration better determined. Measured on `examples.random_game` (d = 100, m = 2, T = 1): the
+#: best fit of its Riccati coefficients with K = 3, 4, 5, 6, 8 polynomials has relative value
+#: errors 3.1e-4, 4.5e-5, 7.3e-6, 1.7e-6, 9e-8 (a floor), while 30 Gauss-Newton iterations
+#: reach worst value / policy-mean errors 1.8e-3 / 9.4e-3 with K = 3 and 3.7e-3 / 2.3e-2 with
+#: K = 4 (20 iterations: 4.6e-3, 6.6e-3, 1.0e-2, -, 2.2e-2 for K = 3, 4, 5, -, 8). Games whose
+#: value changes faster in time (long horizons, fast rates) need a larger ``time_basis``.
+HIGH_DIMENSION_TIME_BASIS = 3
+
+
+def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
+    """``config`` with every ``None`` default replaced by its value for ``game``.
+
+    The defaults depend on the state dimension ``d`` (``high``: ``d >= HIGH_DIMENSION``, 20)
+    and on whether the MLP correction is used (``correction``, by default for games that are
+    not `LQGame`):
+
+    ======================  =================  ===================================
+    field                   ``d < 20``         ``d >= 20``
+    ======================  =================  ===================================
+    ``num_steps`` (Adam)    2000               0 (Gauss-Newton only)
+    ``refine_steps``        10 (50 with MLP)   `HIGH_DIMENSION_REFINE_STEPS` (50 with MLP)
+    ``refine_batch_size``   512                256
+    ``cg_iterations``       40                 20
+    ``time_basis``          8                  `HIGH_DIMENSION_TIME_BASIS`
+    ``gradient_weight``     0                  1
+    ``points_per_time``     1                  8 (1 with an on-policy/adaptive pool)
+    ======================  =================  ===================================
+
+    Measured reasons: see `SolverConfig` and the README's accuracy section. `solve` and
+    `make_train_step` resolve their config first; ``Solution.config`` is the resolved one.
+    """
+    config = SolverConfig() if config is None else config
+    high = game.state_dim >= HIGH_DIMENSION
+    correction = not isinstance(game, LQGame) if config.correction is None else config.correction
+    changes = {}
+
+    def default(name, value):
+        if getattr(config, name) is None:
+            changes[name] = value
+
+    default("correction", bool(correction))
+    default("num_steps", 0 if high else DEFAULT_ADAM_STEPS)
+    if correction:
+        default("refine_steps", CORRECTION_REFINE_STEPS)
+    else:
+        default("refine_steps", HIGH_DIMENSION_REFINE_STEPS if high else DEFAULT_REFINE_STEPS)
+    default("refine_batch_size", 256 if high else 512)
+    default("cg_iterations", 20 if high else 40)
+    default("time_basis", HIGH_DIMENSION_TIME_BASIS if high else 8)
+    default("gradient_weight", 1.0 if high else 0.0)
+    batch = changes.get("refine_batch_size", config.refine_batch_size)
+    per = HIGH_DIMENSION_POINTS_PER_TIME
+    group = (
+        high
+        and config.num_pool_points == 0
+        and config.batch_size % (per * config.num_devices) == 0
+        and batch % (per * config.num_devices) == 0
+    )
+    default("points_per_time", per if group else 1)
+    return config.replace(**changes) if changes else config
 
 
 def refine_iterations(game, config: SolverConfig) -> int:
     """Gauss-Newton iterations `solve` runs for ``game`` (resolves ``refine_steps=None``)."""
-    if config.refine_steps is not None:
-        return int(config.refine_steps)
-    return CORRECTION_REFINE_STEPS if _model(game, config).correction else DEFAULT_REFINE_STEPS
+    return int(resolve_config(game, config).refine_steps)
 
 
 def resolve_points_per_time(game, config: SolverConfig) -> int:
-    """States per sampled time `solve` uses for ``game`` (resolves ``points_per_time=None``).
-
-    ``None``: `HIGH_DIMENSION_POINTS_PER_TIME` (8) for ``d >= HIGH_DIMENSION`` (20), when it
-    divides both batch sizes and no on-policy / adaptive pool is used; else 1.
-    """
-    if config.points_per_time is not None:
-        return int(config.points_per_time)
-    per = HIGH_DIMENSION_POINTS_PER_TIME
-    if (
-        game.state_dim >= HIGH_DIMENSION
-        and config.num_pool_points == 0
-        and config.batch_size % (per * config.num_devices) == 0
-        and config.refine_batch_size % (per * config.num_devices) == 0
-    ):
-        return per
-    return 1
+    """States per sampled time `solve` uses for ``game`` (see `resolve_config`)."""
+    return int(resolve_config(game, config).points_per_time)
 
 
 def _model(game, config: SolverConfig) -> ValueModel:
-    correction = not isinstance(game, LQGame) if config.correction is None else config.correction
+    config = resolve_config(game, config)
+    correction = config.correction
     return ValueModel(
         state_dim=game.state_dim,
         num_regimes=game.num_regimes,
@@ -503,6 +566,10 @@ def _gradient_weight(config: SolverConfig, state_dim: int) -> float:
     return 1.0 if state_dim >= HIGH_DIMENSION else 0.0
 
 
+#: Adam steps of the default `SolverConfig` below `HIGH_DIMENSION` (`resolve_config`).
+DEFAULT_ADAM_STEPS = 2000
+
+
 def _learning_rate(config: SolverConfig, state_dim: int) -> float:
     if config.learning_rate is not None:
         return float(config.learning_rate)
@@ -540,7 +607,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
       config: `SolverConfig` (default settings if ``None``).
       controlled: whether the diffusion is controlled (static); default from the game/config.
     """
-    config = SolverConfig() if config is None else config
+    config = resolve_config(game, config)
     dtype = _float_dtype(game, config)
     game = _cast_game(game, dtype)
     controlled = _detect_controlled(game, config) if controlled is None else controlled
@@ -1046,7 +1113,7 @@ def solve(
     Returns:
       `Solution`.
     """
-    config = SolverConfig() if config is None else config
+    config = resolve_config(game, config)
     dtype = _float_dtype(game, config)
     game = _cast_game(game, dtype)
     controlled = _detect_controlled(game, config)

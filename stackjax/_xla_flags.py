@@ -1,26 +1,33 @@
-"""Work-around for an XLA:CPU scheduler bug in jaxlib 0.10 (applied when stackjax is imported).
+"""Work-arounds for XLA:CPU bugs in jaxlib 0.10 (applied when stackjax is imported).
 
-With jaxlib 0.10.x, XLA:CPU's concurrency-optimised scheduler (on by default) mis-executes the
-solver's Gauss-Newton refinement of value networks with an MLP correction (`_train._refine`:
-a ``fori_loop`` of conjugate-gradient steps, each a JVP and a transposed JVP through the
-residuals of a 512-point batch). Measured on a 2-core x86_64 CPU, `examples.cole_hopf_game`
-(d = 10), one refinement iteration with 2 CG steps from the same key: jaxlib 0.9.2 and
-jaxlib 0.10.2 with the scheduler off both give the batch loss 3.127e-01, jaxlib 0.10.2 with
-it on gives 9.24e-04 and then never lets the process exit; with 40 CG steps (the default) the
-call deadlocks with every XLA thread idle. The default `solve` of a non-LQ game therefore
-hung. Turning the scheduler off (``--xla_cpu_enable_concurrency_optimized_scheduler=false``)
-gives the jaxlib 0.9.2 results and costs nothing measurable here.
+1. **Concurrency-optimised scheduler.** With jaxlib 0.10.x, XLA:CPU's concurrency-optimised
+   scheduler (on by default) mis-executed the solver's Gauss-Newton refinement of value
+   networks with an MLP correction (`_train._refine`: a ``fori_loop`` of conjugate-gradient
+   steps, each a JVP and a transposed JVP through the residuals of a 512-point batch).
+   Measured on a 2-core x86_64 CPU, `examples.cole_hopf_game` (d = 10), one refinement
+   iteration with 2 CG steps from the same key: jaxlib 0.9.2 and jaxlib 0.10.2 with the
+   scheduler off both gave the batch loss 3.127e-01, jaxlib 0.10.2 with it on gave 9.24e-04
+   and then never let the process exit; with 40 CG steps the call deadlocked with every XLA
+   thread idle. Flag: ``--xla_cpu_enable_concurrency_optimized_scheduler=false``.
+2. **YNN fusions.** jaxlib 0.10.2 fuses dots, transposes and elementwise ops into "YNN"
+   (YNNPACK/slinky) kernels. After the solver began sharing the quadratic head's coefficients
+   between states (`SolverConfig.points_per_time`), the same refinement crashed the process
+   with a segmentation fault inside a YNN transpose (``slinky::fuse_contiguous_dims``, gdb),
+   at compile time without flag 1 and at run time with it. Disabling YNN fusions
+   (``--xla_cpu_experimental_ynn_fusion_type=``, an empty list) gives the correct losses,
+   with or without flag 1, at the same speed (d = 100 Gauss-Newton matrix-vector product:
+   0.94 s vs 0.98 s with YNN).
 
-XLA reads ``XLA_FLAGS`` when JAX creates its first backend, so the flag is added to the
+XLA reads ``XLA_FLAGS`` when JAX creates its first backend, so the flags are added to the
 environment at import time, before any computation. Rules:
 
 * only for jaxlib >= 0.10 (older XLA builds abort on flags they do not know);
-* a ``XLA_FLAGS`` that already mentions the flag is left alone (the user decides);
-* ``STACKJAX_KEEP_XLA_FLAGS=1`` disables the work-around;
-* if a JAX backend already exists (JAX was used before ``import stackjax``), the flag can no
-  longer take effect: a `RuntimeWarning` says how to set it by hand.
+* a flag that ``XLA_FLAGS`` already mentions is left alone (the user decides);
+* ``STACKJAX_KEEP_XLA_FLAGS=1`` disables the work-arounds;
+* if a JAX backend already exists (JAX was used before ``import stackjax``), the flags can no
+  longer take effect: a `RuntimeWarning` says how to set them by hand.
 
-The flag only concerns the CPU backend; GPU and TPU executables are unaffected.
+The flags only concern the CPU backend; GPU and TPU executables are unaffected.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ import warnings
 from importlib.metadata import PackageNotFoundError, version
 
 FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
+YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
+#: flag -> value set by `apply`.
+FLAGS = {FLAG: "false", YNN_FLAG: ""}
 
 
 def _affected_jaxlib() -> bool:
@@ -49,23 +59,31 @@ def _backend_initialized() -> bool:
         return False
 
 
+def _setting(flag: str) -> str:
+    return f"{flag}={FLAGS[flag]}"
+
+
 def apply() -> bool:
-    """Adds ``FLAG=false`` to ``XLA_FLAGS`` if needed; returns whether it is in effect."""
+    """Adds the `FLAGS` to ``XLA_FLAGS`` if needed; returns whether all are in effect."""
     flags = os.environ.get("XLA_FLAGS", "")
-    if FLAG.lstrip("-") in flags:
-        return FLAG + "=false" in flags
+    missing = [f for f in FLAGS if f.lstrip("-") not in flags]
+    user_set = [f for f in FLAGS if f not in missing]
+    in_effect = all(_setting(f) in flags.split() for f in user_set)
+    if not missing:
+        return in_effect
     if os.environ.get("STACKJAX_KEEP_XLA_FLAGS") or not _affected_jaxlib():
         return False
+    settings = " ".join(_setting(f) for f in missing)
     if _backend_initialized():
         warnings.warn(
-            "stackjax: JAX was used before `import stackjax`, so the work-around for an "
-            "XLA:CPU scheduler bug of jaxlib 0.10 (wrong results and a deadlock in the "
-            "Gauss-Newton refinement of `solve`) cannot be applied. Fix: import stackjax "
-            f"before running any JAX computation, or start Python with XLA_FLAGS='{FLAG}=false'"
-            " (see stackjax._xla_flags).",
+            "stackjax: JAX was used before `import stackjax`, so the work-arounds for XLA:CPU "
+            "bugs of jaxlib 0.10 (wrong results, a deadlock and a crash in the Gauss-Newton "
+            "refinement of `solve`) cannot be applied. Fix: import stackjax before running any "
+            f"JAX computation, or start Python with XLA_FLAGS='{settings}' (see "
+            "stackjax._xla_flags).",
             RuntimeWarning,
             stacklevel=3,
         )
         return False
-    os.environ["XLA_FLAGS"] = f"{flags} {FLAG}=false".strip()
-    return True
+    os.environ["XLA_FLAGS"] = f"{flags} {settings}".strip()
+    return in_effect

@@ -303,12 +303,26 @@ def test_time_grouped_points_equal_per_point_residuals(make_game, correction):
     np.testing.assert_allclose(jac, jac_ref, rtol=1e-9, atol=1e-10)
 
 
-def test_points_per_time_default_and_validation():
-    """High d groups 8 states per time by default; sizes that do not divide are named."""
-    from stackjax._train import resolve_points_per_time
+def test_dimension_dependent_defaults_and_validation():
+    """From d = 20 the defaults switch to Gauss-Newton only with grouped times and 3 Chebyshev
+    polynomials (`resolve_config`); explicit fields are kept; sizes that do not divide are
+    named."""
+    from stackjax._train import resolve_config
 
-    assert resolve_points_per_time(examples.random_game(jax.random.key(0), 20, 1), TINY) == 8
-    assert resolve_points_per_time(examples.random_game(jax.random.key(0), 10, 1), TINY) == 1
+    high = resolve_config(examples.random_game(jax.random.key(0), 20, 1), SolverConfig())
+    low = resolve_config(examples.random_game(jax.random.key(0), 10, 1), SolverConfig())
+    assert (high.num_steps, high.refine_steps, high.time_basis, high.points_per_time) == (
+        0, 30, 3, 8,
+    )  # fmt: skip
+    assert (high.refine_batch_size, high.cg_iterations, high.gradient_weight) == (256, 20, 1.0)
+    assert (low.num_steps, low.refine_steps, low.time_basis, low.points_per_time) == (
+        2000, 10, 8, 1,
+    )  # fmt: skip
+    assert resolve_config(examples.cole_hopf_game(d=3), SolverConfig()).refine_steps == 50
+    explicit = SolverConfig(num_steps=7, time_basis=6, points_per_time=2)
+    kept = resolve_config(examples.random_game(jax.random.key(0), 20, 1), explicit)
+    assert (kept.num_steps, kept.time_basis, kept.points_per_time) == (7, 6, 2)
+    assert resolve_config(examples.random_game(jax.random.key(0), 20, 1), kept) == kept
     with pytest.raises(ValueError, match="refine_batch_size"):
         TINY.replace(points_per_time=3, batch_size=12, refine_batch_size=16)
     with pytest.raises(ValueError, match="points_per_time"):

@@ -1,10 +1,11 @@
-"""The XLA:CPU scheduler work-around (`stackjax._xla_flags`): the Gauss-Newton refinement of a
+"""The XLA:CPU work-arounds (`stackjax._xla_flags`): the Gauss-Newton refinement of a
 value network with an MLP correction at the default batch size finishes, and the loss it
 reports equals the loss of the returned parameters evaluated independently (outside the
 refinement's loops) on the same points.
 
 Without the work-around, jaxlib 0.10.2 returned 9.24e-04 for a loss of 3.127e-01 in exactly
-this computation and then deadlocked. Runs in a fresh interpreter (the flag must be set before
+this computation and then deadlocked; with YNN fusions on, the refinement of the time-grouped
+solver crashed with a segmentation fault. Runs in a fresh interpreter (the flag must be set before
 JAX creates its backend) with a timeout, so a regression fails instead of hanging CI.
 """
 
@@ -65,6 +66,7 @@ def test_refinement_with_mlp_correction_finishes_and_reports_the_true_loss():
     major, minor = (int(p) for p in importlib.metadata.version("jaxlib").split(".")[:2])
     if (major, minor) >= (0, 10):
         assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in lines["flags"]
+        assert "--xla_cpu_experimental_ynn_fusion_type=" in lines["flags"].split()
     before, before_ref, after, after_ref = (float(v) for v in lines["losses"].split())
     # float32 batch means of 512 x 4 residuals: agreement to 1e-4 relative.
     assert abs(before - before_ref) <= 1e-4 * before_ref, (before, before_ref)

@@ -95,7 +95,8 @@ class SolverConfig:
         MLP correction is used, whose few thousand parameters Gauss-Newton fits far better
         than Adam (measured on `examples.cole_hopf_game`, d = 10, float32: worst value error
         2.4e-2 after 2000 Adam + 10 iterations in 70 s, 9.5e-3 with 30, 7.3e-3 with 60 in
-        170 s; 2000 Adam steps more, or width 64, did not help).
+        170 s; 2000 Adam steps more, or width 64, did not help). From d = 20 on (no Adam
+        steps by default): `HIGH_DIMENSION_REFINE_STEPS` (30) without the correction.
       refine_batch_size, cg_iterations: points per Gauss-Newton iteration and CG steps per
         iteration (``None``: 512 and 40 below d = 20, 256 and 20 from d = 20 on, where one
         iteration costs ~18 s at d = 100, m = 2 on 2 CPU cores).

@@ -130,7 +130,7 @@ class SolverConfig:
         (`_group_residuals`): at d = 100 the per-state ``[2, d, d]`` matrices dominate
         memory traffic. Must divide ``batch_size`` and ``refine_batch_size`` (times
         ``num_devices``); not combinable with the on-policy / adaptive pool. ``None``
-        (default): see `resolve_points_per_time` (8 for ``d >= 20``, else 1).
+        (default): see `resolve_config` (8 for ``d >= 20``, else 1).
       controlled_diffusion: ``None`` detects whether ``D1, D2`` vanish (concrete LQ games);
         ``False`` skips the ``D`` columns, ``True`` always includes them.
       dtype: ``None`` (the game's dtype: float32, or float64 with ``jax_enable_x64``),
@@ -394,11 +394,6 @@ def refine_iterations(game, config: SolverConfig) -> int:
     return int(resolve_config(game, config).refine_steps)
 
 
-def resolve_points_per_time(game, config: SolverConfig) -> int:
-    """States per sampled time `solve` uses for ``game`` (see `resolve_config`)."""
-    return int(resolve_config(game, config).points_per_time)
-
-
 def _model(game, config: SolverConfig) -> ValueModel:
     config = resolve_config(game, config)
     correction = config.correction
@@ -561,12 +556,6 @@ HIGH_DIMENSION_POINTS_PER_TIME = 8
 HIGH_DIMENSION = 20
 
 
-def _gradient_weight(config: SolverConfig, state_dim: int) -> float:
-    if config.gradient_weight is not None:
-        return float(config.gradient_weight)
-    return 1.0 if state_dim >= HIGH_DIMENSION else 0.0
-
-
 #: Adam steps of the default `SolverConfig` below `HIGH_DIMENSION` (`resolve_config`).
 DEFAULT_ADAM_STEPS = 2000
 
@@ -616,7 +605,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     optimizer = _optimizer(config, game.state_dim)
     mesh = make_data_mesh(config.num_devices) if config.num_devices > 1 else None
     num_pool = config.num_pool_points
-    points_per_time = resolve_points_per_time(game, config)
+    points_per_time = int(config.points_per_time)
 
     def init(key: jax.Array) -> TrainState:
         params = model.init(key, dtype)
@@ -681,7 +670,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
 
     def residual_vector(params, norm, g, t, x, keys):
         """Flat residual vector whose mean square is the training loss (`SolverConfig`)."""
-        weight = _gradient_weight(config, game.state_dim)
+        weight = float(config.gradient_weight)
         if weight > 0:
             r, jac = batch_residual_gradients(params, norm, g, t, x, keys)
             w = jnp.sqrt(jnp.asarray(weight, r.dtype))

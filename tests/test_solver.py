@@ -203,6 +203,15 @@ def test_on_policy_fraction_runs_and_solution_policy_simulates():
     assert mean.shape == (2,) and np.all(np.isfinite(mean)) and np.all(stderr > 0)
 
 
+def _random_params(like, scale=0.05):
+    """Random parameters shaped like ``like`` (so the networks' Hessians are not zero)."""
+    leaves, tree = jax.tree.flatten(like)
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    return jax.tree.unflatten(
+        tree, [scale * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)]
+    )
+
+
 @pytest.mark.parametrize(
     "make_game, correction",
     [
@@ -218,11 +227,7 @@ def test_structured_products_equal_jax_hessian_residual(make_game, correction):
     base = TINY.replace(correction=correction, dtype="float64")
     init, _ = make_train_step(game, base)
     state = init(jax.random.key(0))
-    leaves, tree = jax.tree.flatten(state.params)
-    keys = jax.random.split(jax.random.key(1), len(leaves))
-    params = jax.tree.unflatten(
-        tree, [0.05 * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)]
-    )
+    params = _random_params(state.params)
     t, x = sample_points(jax.random.key(2), game, 16, scale=1.0, distribution="gaussian")
     pkeys = jax.random.split(jax.random.key(5), 16)
     residuals = {}
@@ -239,11 +244,7 @@ def test_residual_state_gradients_match_finite_differences():
     config = TINY.replace(dtype="float64", gradient_weight=1.0)
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(0))
-    leaves, tree = jax.tree.flatten(state.params)
-    keys = jax.random.split(jax.random.key(1), len(leaves))
-    params = jax.tree.unflatten(
-        tree, [0.05 * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)]
-    )
+    params = _random_params(state.params)
     t, x = sample_points(jax.random.key(2), game, 4, scale=1.0, distribution="gaussian")
     pkeys = jax.random.split(jax.random.key(5), 4)
     r, jac = init.batch_residual_gradients(params, state.norm, game, t, x, pkeys)
@@ -280,11 +281,7 @@ def test_time_grouped_points_equal_per_point_residuals(make_game, correction):
     config = TINY.replace(correction=correction, dtype="float64", points_per_time=4)
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(0))
-    leaves, tree = jax.tree.flatten(state.params)
-    keys = jax.random.split(jax.random.key(1), len(leaves))
-    params = jax.tree.unflatten(
-        tree, [0.05 * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves)]
-    )
+    params = _random_params(state.params)
     t, x, pkeys = init.sample_batch(jax.random.key(2), jax.random.key(5), game, 16)
     assert t.shape == (4,) and x.shape == (4, 4, game.state_dim)
     flat_t = jnp.repeat(t, 4)

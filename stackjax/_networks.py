@@ -202,10 +202,13 @@ class ValueModel:
         p, K = self.num_outputs, self.time_basis
         feats = _chebyshev(2.0 * tau - 1.0, K)  # [K]
         heads = params_i["params"]
-        # One coefficient per monomial z_a z_b (a <= b): the upper triangle of dense blocks.
-        upper = jnp.triu(jnp.einsum("k,kpde->pde", feats, heads["quadratic"]))
+        # One coefficient per monomial z_a z_b (a <= b): the upper triangle of dense blocks,
+        # symmetrised per basis function (independent of t, so under `vmap` over times it is
+        # formed once, and its transposes stay out of the per-time work and its cotangents).
+        upper = jnp.triu(heads["quadratic"])  # [K, p, d, d]
+        basis = upper + jnp.swapaxes(upper, -1, -2)
         return QuadraticCoefficients(
-            hessian=upper + jnp.swapaxes(upper, -1, -2),
+            hessian=jnp.sum(feats[:, None, None, None] * basis, axis=0),
             linear=(feats @ heads["linear"].reshape(K, -1)).reshape(p, self.state_dim),
             constant=feats @ heads["constant"],
         )

@@ -25,7 +25,13 @@ the game, the ``d x d`` Hessians of the reference mode, or XLA's memory estimate
 ``--max-gb``). The noise dimension is ``n = min(d, --noise)`` (default 8) for the sweep; with
 ``--full-noise-dims`` the listed ``d`` are also run with ``n = d`` (random_game's default).
 An extra case (``--flops-case``) runs the default mode at batch 4096, d = 100, for the FLOP
-rate goal.
+rate goal. Another (``--correction-case``) runs ``hvp`` and ``hessian`` at d = 100 with the
+network of non-LQ games (quadratic head + MLP correction, ``SolverConfig(correction=True)``):
+with the quadratic head alone the Hessian is constant in ``x`` and shared by the states of
+one time, and ``vmap`` hoists the reference's per-state ``jax.hessian`` work the same way,
+so the two operators cost about the same there; the MLP's Hessian is what second-order
+operators exist for. Each record also holds ``game_s``, the time of the game's own
+coefficients (drift, costs, diffusion columns) at the batch's states.
 
 Run: ``python benchmarks/dimension.py`` (full grid, ~30-40 min on 2 loaded CPU cores) or
 ``python benchmarks/dimension.py --quick`` (d = 4, m = 1, batch 64; < 45 s unloaded).
@@ -108,15 +114,37 @@ def _skip_reason(mode, d, m, n, batch, bytes_per_float, max_gb) -> str | None:
     return None
 
 
-def _forward_guard(game, batch, limit_s):
-    """``(skip reason or None, jitted forward pass)`` of the (untrained) value networks."""
-    init, _ = make_train_step(game, SolverConfig(batch_size=batch, verbose=False))
-    state = init(jax.random.key(1))
-    t, x = sj.sample_points(jax.random.key(3), game, batch)
-    model = init.model
-    forward = jax.jit(
-        jax.vmap(lambda p, nrm, t, x: model.value(p, nrm, game, t, x), (None, None, 0, 0))
+def _forward_guard(game, batch, limit_s, correction=None):
+    """``(skip reason or None, jitted forward pass)`` of the (untrained) value networks.
+
+    The forward pass uses the solver's batch layout, like the residual it is compared with:
+    ``points_per_time`` states per sampled time share the quadratic head's coefficients
+    (`ValueModel.time_coefficients`). It takes flat ``(t [N], x [N, d])`` with ``t``
+    repeated within each group of states.
+    """
+    init, _ = make_train_step(
+        game, SolverConfig(batch_size=batch, correction=correction, verbose=False)
     )
+    state = init(jax.random.key(1))
+    t, x, _ = init.sample_batch(jax.random.key(3), jax.random.key(4), game, batch)
+    per = x.shape[1]
+    t, x = jnp.repeat(t, per), x.reshape(batch, -1)
+    model = init.model
+    regimes = jnp.arange(game.num_regimes)
+
+    def forward(params, norm, t, x):
+        def group(ti, xs):
+            def regime(p_i, i):
+                coef = model.time_coefficients(p_i, norm, ti)
+                return jax.vmap(lambda xi: model.regime_value_at(p_i, norm, game, i, ti, xi, coef))(
+                    xs
+                )
+
+            return jax.vmap(regime)(params, regimes)  # [m, P, p]
+
+        return jax.vmap(group)(t[::per], x.reshape(-1, per, x.shape[-1]))
+
+    forward = jax.jit(forward)
     _timed(forward, state.params, state.norm, t, x)
     dt, _ = _timed(forward, state.params, state.norm, t, x)
     if dt > limit_s:
@@ -129,10 +157,16 @@ def _forward_guard(game, batch, limit_s):
 
 
 def run_case(d, m, n, batch, args, matmul):
-    """All modes of one ``(d, m, n, batch)`` case, interleaved. Returns a list of records."""
+    """All modes of one ``(d, m, n, batch)`` case, interleaved. Returns a list of records.
+
+    ``args.correction``: ``None`` (the solver's default network for the game: the quadratic
+    head alone for an `LQGame`) or ``True`` (quadratic head + MLP correction, the network of
+    non-LQ games, whose Hessian depends on ``x``).
+    """
     key = jax.random.key(args.seed)
     dtype_bytes = 8 if jax.config.read("jax_enable_x64") else 4
-    base = {"d": d, "m": m, "n": n, "batch": batch, "controls": list(CONTROLS)}
+    network = "quadratic+mlp" if args.correction else "quadratic"
+    base = {"d": d, "m": m, "n": n, "batch": batch, "controls": list(CONTROLS), "network": network}
     records, live = [], {}
     modes = args.modes
     game, forward_reason = None, None
@@ -141,12 +175,15 @@ def run_case(d, m, n, batch, args, matmul):
         rec = dict(base, mode=mode, probes=args.probes if mode == "hutchinson" else None)
         if reason is None and game is None:
             game = sj.examples.random_game(key, d=d, m=m, noise_dim=n)
-            forward_reason, forward = _forward_guard(game, batch, args.max_forward_s)
+            forward_reason, forward = _forward_guard(
+                game, batch, args.max_forward_s, args.correction
+            )
             reason = forward_reason
         if reason is None:
             config = SolverConfig(
-                batch_size=batch, operator=mode, num_probes=args.probes, verbose=False
-            )
+                batch_size=batch, operator=mode, num_probes=args.probes,
+                correction=args.correction, verbose=False,
+            )  # fmt: skip
             init, step = make_train_step(game, config)
             state = init(jax.random.key(1))
             step_key = jax.random.key(2)
@@ -173,14 +210,18 @@ def run_case(d, m, n, batch, args, matmul):
             return f(p, nrm, game, t[::per], x.reshape(-1, per, x.shape[-1]), k.reshape(-1, per))
 
         residual = jax.jit(residual)
+        game_fn = jax.jit(
+            jax.vmap(jax.vmap(game.coefficients, (None, 0)), (0, None)),
+        )  # the game's own per-point work: [N, m] coefficients
+        _timed(game_fn, x, jnp.arange(m))
         first, _ = _timed(compiled, state, step_key)
         _timed(residual, state.params, state.norm, t, x, keys)
         _timed(forward, state.params, state.norm, t, x)
         rec["first_step_s"] = first
         live[mode] = dict(
             compiled=compiled, state=state, key=step_key, residual=residual, forward=forward,
-            args=(state.params, state.norm, t, x), keys=keys,
-            times={"step": [], "residual": [], "forward": []},
+            args=(state.params, state.norm, t, x), keys=keys, game=game_fn,
+            times={"step": [], "residual": [], "forward": [], "game": []},
         )  # fmt: skip
         records.append(rec)
 
@@ -215,6 +256,8 @@ def run_case(d, m, n, batch, args, matmul):
             c["times"]["residual"].append(dt)
             dt, _ = _timed(c["forward"], *c["args"])
             c["times"]["forward"].append(dt)
+            dt, _ = _timed(c["game"], c["args"][3], jnp.arange(m))
+            c["times"]["game"].append(dt)
         dt, _ = _timed(matmul["fn"], matmul["a"], matmul["b"])
         matmul_times.append(dt)
         if rep >= 1 and time.perf_counter() - case_start > args.budget:
@@ -235,6 +278,7 @@ def run_case(d, m, n, batch, args, matmul):
             residual_s=median(c["times"]["residual"]),
             forward_s=median(c["times"]["forward"]),
             residual_over_forward=median(c["times"]["residual"]) / median(c["times"]["forward"]),
+            game_s=median(c["times"]["game"]),
             flop_rate=rec["flops"] / step_s,
             flop_fraction=rec["flops"] / step_s / matmul_rate,
         )
@@ -250,16 +294,24 @@ def make_matmul(size, dtype):
 
 
 HEADERS = [
-    "d", "m", "n", "batch", "mode", "comp s", "step ms", "pts/s", "mem MB", "res/fwd",
+    "d", "m", "n", "batch", "net", "mode", "comp s", "step ms", "pts/s", "mem MB", "res/fwd",
     "GFLOP/s", "%matmul", "rdiff", "note",
 ]  # fmt: skip
 
 
+def _net(r):
+    return "q+mlp" if r.get("network") == "quadratic+mlp" else "q"
+
+
 def row(r):
     if "skipped" in r:
-        return [r["d"], r["m"], r["n"], r["batch"], r["mode"]] + ["-"] * 8 + [r["skipped"][:50]]
+        return (
+            [r["d"], r["m"], r["n"], r["batch"], _net(r), r["mode"]]
+            + ["-"] * 8
+            + [r["skipped"][:50]]
+        )
     return [
-        r["d"], r["m"], r["n"], r["batch"], r["mode"], f"{r['compile_s']:.1f}",
+        r["d"], r["m"], r["n"], r["batch"], _net(r), r["mode"], f"{r['compile_s']:.1f}",
         f"{1e3 * r['step_s']:.4g}", f"{r['points_per_s']:.4g}",
         f"{r['memory_bytes'].get('peak', 0) / 1e6:.4g}", f"{r['residual_over_forward']:.1f}",
         f"{r['flop_rate'] / 1e9:.3g}", f"{100 * r['flop_fraction']:.1f}",
@@ -276,7 +328,7 @@ def plot(records, path):
 
     fig, ax = plt.subplots(figsize=(7, 4.8))
     styles = {"hessian": "s--", "hvp": "o-", "hutchinson": "^:"}
-    sweep = [r for r in records if "step_s" in r and r.get("sweep")]
+    sweep = [r for r in records if "step_s" in r and r.get("sweep")]  # default network only
     for m in sorted({r["m"] for r in sweep}):
         for mode in MODES:
             rs = sorted(
@@ -285,7 +337,8 @@ def plot(records, path):
             if rs:
                 ax.plot([r["d"] for r in rs], [r["step_s"] for r in rs], styles[mode],
                         label=f"{mode}, m={m}")  # fmt: skip
-    full = [r for r in records if "step_s" in r and r["n"] == r["d"] and not r.get("sweep")]
+    full = [r for r in records if "step_s" in r and r["n"] == r["d"] and not r.get("sweep")
+            and r.get("network") != "quadratic+mlp"]  # fmt: skip
     for r in full:
         ax.plot(r["d"], r["step_s"], "kx")
     if full:
@@ -305,27 +358,30 @@ def plot(records, path):
 
 def goals(records):
     """Lines of the three goals of issue 4 item 1 with the measured values."""
-    ok = {(r["d"], r["m"], r["n"], r["batch"], r["mode"]): r for r in records if "step_s" in r}
+    ok = {(r["d"], r["m"], r["n"], r["batch"], _net(r), r["mode"]): r
+          for r in records if "step_s" in r}  # fmt: skip
     lines = []
-    for (d, m, n, b, mode), r in sorted(ok.items()):
-        if d == 100 and mode == "hvp" and (d, m, n, b, "hessian") in ok:
-            ratio = r["step_s"] / ok[(d, m, n, b, "hessian")]["step_s"]
-            res = r["residual_s"] / ok[(d, m, n, b, "hessian")]["residual_s"]
+    for (d, m, n, b, net, mode), r in sorted(ok.items()):
+        ref = ok.get((d, m, n, b, net, "hessian"))
+        if d == 100 and mode == "hvp" and ref is not None:
+            ratio = r["step_s"] / ref["step_s"]
+            res = r["residual_s"] / ref["residual_s"]
             lines.append(
-                f"hvp / hessian at d=100, m={m}, n={n}, batch {b}: step {ratio:.3f}, residual "
-                f"{res:.3f} (goal <= 0.25: {'met' if ratio <= 0.25 else 'missed'})"
+                f"hvp / hessian at d=100, m={m}, n={n}, batch {b}, network {net}: step "
+                f"{ratio:.3f}, residual {res:.3f} (goal <= 0.25: "
+                f"{'met' if ratio <= 0.25 else 'missed'})"
             )
-    for (d, m, n, b, mode), r in sorted(ok.items()):
-        if d == 1000 and mode == "hutchinson":
-            low = [v for k, v in ok.items() if k[0] == 10 and k[1] == m and k[2] == n and k[3] == b
-                   and k[4] == "hutchinson"]  # fmt: skip
-            if low:
-                ratio = r["step_s"] / low[0]["step_s"]
-                lines.append(
-                    f"hutchinson step d=1000 / d=10, m={m}, n={n}, batch {b}: {ratio:.3g} "
-                    f"(goal <= 3: {'met' if ratio <= 3 else 'missed'})"
-                )
-    for (d, m, _n, b, mode), r in sorted(ok.items()):
+    for (d, m, n, b, net, mode), r in sorted(ok.items()):
+        low = ok.get((10, m, n, b, net, mode))
+        if d == 1000 and mode == "hutchinson" and low is not None:
+            ratio = r["step_s"] / low["step_s"]
+            lines.append(
+                f"hutchinson step d=1000 / d=10, m={m}, n={n}, batch {b}: {ratio:.3g} (goal <= "
+                f"3: {'met' if ratio <= 3 else 'missed'}); the game's coefficients alone "
+                f"(drift, costs, diffusion columns at the batch's states) take "
+                f"{r['game_s'] / low['step_s']:.3g}x the d=10 step"
+            )
+    for (d, m, _n, b, _net_name, mode), r in sorted(ok.items()):
         if d == 100 and b == 4096:
             lines.append(
                 f"FLOP rate at batch 4096, d=100, m={m}, {mode}: {r['flop_rate'] / 1e9:.3g} "
@@ -351,6 +407,9 @@ def main(argv=None):
     parser.add_argument("--probes", type=int, default=2, help="Hutchinson probes")
     parser.add_argument("--flops-case", action=argparse.BooleanOptionalAction, default=True,
                         help="extra case: hvp and hessian, d = 100, m = 1, batch 4096")  # fmt: skip
+    parser.add_argument("--correction-case", action=argparse.BooleanOptionalAction, default=True,
+                        help="extra: hvp and hessian, d = 100, m = 1, quadratic head + MLP "
+                        "correction (x-dependent Hessian)")  # fmt: skip
     parser.add_argument("--stochastic-case", action=argparse.BooleanOptionalAction, default=True,
                         help="extra: hutchinson, d = 1000, m = 1, no forward guard")  # fmt: skip
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions")
@@ -369,7 +428,7 @@ def main(argv=None):
     if args.quick:
         args.dims, args.regimes, args.batch, args.reps = [4], [1], 64, 2
         args.full_noise_dims, args.flops_case, args.matmul = [], False, 512
-        args.stochastic_case = False
+        args.stochastic_case, args.correction_case = False, False
 
     label = device_label()
     print(f"device: {device_string(label)}")
@@ -378,30 +437,35 @@ def main(argv=None):
     matmul = make_matmul(args.matmul, dtype)
     # Goal cases first (FLOP rate at batch 4096; n = d), then the sweep in increasing d, then
     # the stochastic mode at d = 1000, m = 1 without the forward-time guard (goal 2).
-    # Entries: (d, m, n, batch, sweep, modes, max_forward_s).
+    # Entries: (d, m, n, batch, sweep, modes, max_forward_s, correction).
     sweep_modes, inf = list(args.modes), float("inf")
     cases = []
     if args.flops_case:
-        cases.append((100, 1, min(100, args.noise), 4096, False, ["hvp", "hessian"], inf))
-    cases += [(d, m, d, args.batch, False, sweep_modes, args.max_forward_s)
+        cases.append((100, 1, min(100, args.noise), 4096, False, ["hvp", "hessian"], inf, None))
+    if args.correction_case:
+        cases.append((100, 1, min(100, args.noise), args.batch, False, ["hvp", "hessian"], inf,
+                      True))  # fmt: skip
+    cases += [(d, m, d, args.batch, False, sweep_modes, args.max_forward_s, None)
               for d in args.full_noise_dims for m in args.regimes if d > args.noise]  # fmt: skip
-    cases += [(d, m, min(d, args.noise), args.batch, True, sweep_modes, args.max_forward_s)
+    cases += [(d, m, min(d, args.noise), args.batch, True, sweep_modes, args.max_forward_s, None)
               for d in args.dims for m in args.regimes]  # fmt: skip
     if args.stochastic_case and 1000 in args.dims:
-        cases.append((1000, 1, args.noise, args.batch, False, ["hutchinson"], inf))
+        cases.append((1000, 1, args.noise, args.batch, False, ["hutchinson"], inf, None))
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "dimension.json"
     json_path.write_text("")
     records = []
     stamp = timestamp()
-    for d, m, n, batch, sweep, modes, max_forward_s in cases:
+    for d, m, n, batch, sweep, modes, max_forward_s, correction in cases:
         args_case = argparse.Namespace(
-            **{**vars(args), "modes": modes, "max_forward_s": max_forward_s}
-        )
+            **{**vars(args), "modes": modes, "max_forward_s": max_forward_s,
+               "correction": correction}
+        )  # fmt: skip
         try:
             recs = run_case(d, m, n, batch, args_case, matmul)
         except Exception as err:  # noqa: BLE001 - record and continue with the other cases
-            recs = [dict(d=d, m=m, n=n, batch=batch, mode=mode, skipped=f"error: {err!r}"[:300])
+            recs = [dict(d=d, m=m, n=n, batch=batch, mode=mode, skipped=f"error: {err!r}"[:300],
+                         network="quadratic+mlp" if correction else "quadratic")
                     for mode in args_case.modes]  # fmt: skip
         for r in recs:
             r.update(sweep=sweep, timestamp=stamp, device=label, load=uptime(),

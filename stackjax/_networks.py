@@ -100,7 +100,13 @@ def _chebyshev(s: jax.Array, num: int) -> jax.Array:
 
 
 class _RegimeHead(nn.Module):
-    """Bracket ``[z.A(tau) z + a(tau).z + a0(tau) + NN(tau, z)]`` for ``p`` players, one regime."""
+    """Parameters of one regime's bracket for ``p`` players; evaluates the MLP correction.
+
+    Holds the quadratic head's Chebyshev coefficients (``quadratic [K, p, d, d]``, ``linear
+    [K, p, d]``, ``constant [K, p]``), which `ValueModel.time_coefficients` evaluates once per
+    time, and the MLP correction ``NN(tau, z)`` (last layer initialised at zero), which
+    ``__call__`` returns (``[p]`` zeros without the correction).
+    """
 
     state_dim: int
     num_outputs: int
@@ -109,29 +115,20 @@ class _RegimeHead(nn.Module):
     depth: int
     correction: bool
     param_dtype: jnp.dtype = jnp.float32
-    # "all": the bracket; "remainder": the MLP correction only (same parameters in both cases;
-    # `ValueModel.time_coefficients` evaluates the quadratic part from the same parameters).
-    part: str = "all"
 
     @nn.compact
     def __call__(self, tau: jax.Array, z: jax.Array) -> jax.Array:
         d, p, K = self.state_dim, self.num_outputs, self.time_basis
-        feats = _chebyshev(2.0 * tau - 1.0, K)  # [K]
         zeros = nn.initializers.zeros
         dense = dict(param_dtype=self.param_dtype, dtype=self.param_dtype)
         # Quadratic coefficients stored as dense [d, d] blocks of which only the upper triangle
         # is used: one coefficient per monomial z_a z_b (a <= b), as with a triangular basis
         # (so Adam's per-coefficient steps are the same), while gradients and Hessian products
         # are dense matrix products, with no gather/scatter (measured 1.5x faster per step).
-        quad = self.param("quadratic", zeros, (K, p, d, d), self.param_dtype)
-        lin = self.param("linear", zeros, (K, p, d), self.param_dtype)
-        const = self.param("constant", zeros, (K, p), self.param_dtype)
-        if self.part == "remainder":
-            out = jnp.zeros((p,), self.param_dtype)
-        else:
-            A = jnp.triu(jnp.einsum("k,kpde->pde", feats, quad))  # [p, d, d]
-            a = feats @ lin.reshape(K, p * d)  # [p d]
-            out = jnp.einsum("pd,d->p", A @ z, z) + a.reshape(p, d) @ z + feats @ const  # [p]
+        self.param("quadratic", zeros, (K, p, d, d), self.param_dtype)
+        self.param("linear", zeros, (K, p, d), self.param_dtype)
+        self.param("constant", zeros, (K, p), self.param_dtype)
+        out = jnp.zeros((p,), self.param_dtype)
         if self.correction:
             h = jnp.concatenate([2.0 * tau[None] - 1.0, z])
             for _ in range(self.depth):
@@ -164,7 +161,7 @@ class ValueModel:
     def num_outputs(self) -> int:
         return 1 if self.zero_sum else 2
 
-    def _head(self, dtype, part: str = "all") -> _RegimeHead:
+    def _head(self, dtype) -> _RegimeHead:
         return _RegimeHead(
             state_dim=self.state_dim,
             num_outputs=self.num_outputs,
@@ -173,7 +170,6 @@ class ValueModel:
             depth=self.depth,
             correction=self.correction,
             param_dtype=dtype,
-            part=part,
         )
 
     def init(self, key: jax.Array, dtype) -> dict:
@@ -229,7 +225,7 @@ class ValueModel:
         bracket = 0.5 * jnp.einsum("pd,d->p", coef.hessian @ z, z) + coef.linear @ z
         bracket = bracket + coef.constant
         if self.correction:
-            bracket = bracket + self._head(dtype, "remainder").apply(params_i, tau, z)
+            bracket = bracket + self._head(dtype).apply(params_i, tau, z)
         psi = game.terminal_cost(x, i)[: self.num_outputs]
         return psi + norm.value_scale[: self.num_outputs, i] * tau * bracket
 
@@ -261,7 +257,7 @@ class ValueModel:
         tau = (norm.horizon - t) / norm.horizon
         z = (x - norm.center) / norm.state_scale
         out = norm.value_scale[: self.num_outputs, i] * tau
-        out = out * self._head(dtype, "remainder").apply(params_i, tau, z)
+        out = out * self._head(dtype).apply(params_i, tau, z)
         if with_terminal:
             out = out + game.terminal_cost(x, i)[: self.num_outputs]
         return out

@@ -74,10 +74,10 @@ class SolverConfig:
 
     Attributes:
       concept: ``"stackelberg"`` or ``"nash"`` (zero-sum games are flagged on the game).
-      num_steps: Adam steps (0: Gauss-Newton refinement only, which at d = 100 with the
-        state-gradient rows converged faster than Adam; see `gradient_weight`). ``None``
-        (default): 2000 below d = 20, 0 from d = 20 on (see `resolve_config` for every
-        dimension-dependent default).
+      num_steps: Adam steps (0: Gauss-Newton refinement only, which converges faster than
+        Adam on the quadratic head; see `resolve_config`). ``None`` (default): 0 for games
+        without the MLP correction (`LQGame`s), 2000 with it below d = 20, 0 from d = 20 on
+        (see `resolve_config` for every game- and dimension-dependent default).
       batch_size: collocation points per step (all regimes are evaluated at each point).
       learning_rate: peak Adam learning rate (after ``warmup_steps`` of linear warm-up).
         ``None``: ``1e-2 sqrt(3 / B)`` with ``B = (d + 1)(d + 2) / 2`` quadratic-head basis
@@ -91,12 +91,13 @@ class SolverConfig:
         on a fresh batch of ``refine_batch_size`` points, with the normal equations solved by
         ``cg_iterations`` matrix-free conjugate-gradient steps (Jacobian-vector products);
         0 disables. (Adam alone stalls around 1e-3 relative error; see `_refine`.) ``None``
-        (default): `DEFAULT_REFINE_STEPS` (10), or `CORRECTION_REFINE_STEPS` (50) when the
-        MLP correction is used, whose few thousand parameters Gauss-Newton fits far better
-        than Adam (measured on `examples.cole_hopf_game`, d = 10, float32: worst value error
-        2.4e-2 after 2000 Adam + 10 iterations in 70 s, 9.5e-3 with 30, 7.3e-3 with 60 in
-        170 s; 2000 Adam steps more, or width 64, did not help). From d = 20 on (no Adam
-        steps by default): `HIGH_DIMENSION_REFINE_STEPS` (30) without the correction.
+        (default): `DEFAULT_REFINE_STEPS` (20) without the MLP correction (then the only
+        optimiser by default), or `CORRECTION_REFINE_STEPS` (50) when the MLP correction is
+        used, whose few thousand parameters Gauss-Newton fits far better than Adam (measured
+        on `examples.cole_hopf_game`, d = 10, float32: worst value error 2.4e-2 after 2000
+        Adam + 10 iterations in 70 s, 9.5e-3 with 30, 7.3e-3 with 60 in 170 s; 2000 Adam
+        steps more, or width 64, did not help). From d = 20 on:
+        `HIGH_DIMENSION_REFINE_STEPS` (30) without the correction.
       refine_batch_size, cg_iterations: points per Gauss-Newton iteration and CG steps per
         iteration (``None``: 512 and 40 below d = 20, 256 and 20 from d = 20 on, where one
         iteration costs ~18 s at d = 100, m = 2 on 2 CPU cores).
@@ -122,7 +123,8 @@ class SolverConfig:
         and regime instead of one, at the cost of ``2 m`` reverse passes through the
         residual: worth it in high dimension, where the quadratic head has ``O(d^2)``
         coefficients per time basis function. The same rows enter the Gauss-Newton
-        refinement. 0 disables; ``None`` (default): 1 for ``d >= HIGH_DIMENSION`` (20), else 0.
+        refinement. 0 disables; ``None`` (default): 1 for ``d >= HIGH_DIMENSION`` (20), and
+        from ``d >= LQ_GRADIENT_ROWS_DIMENSION`` (5) without the MLP correction; else 0.
       points_per_time: states sampled at each sampled time (``t ~ U[0, T]`` and ``x`` are
         independent, so a batch of ``G`` times with ``P`` states each has the same
         distribution). The quadratic head's coefficients and Hessian at a time are then
@@ -130,7 +132,7 @@ class SolverConfig:
         (`_group_residuals`): at d = 100 the per-state ``[2, d, d]`` matrices dominate
         memory traffic. Must divide ``batch_size`` and ``refine_batch_size`` (times
         ``num_devices``); not combinable with the on-policy / adaptive pool. ``None``
-        (default): see `resolve_config` (8 for ``d >= 20``, else 1).
+        (default): see `resolve_config` (8 with the gradient rows, else 1).
       controlled_diffusion: ``None`` detects whether ``D1, D2`` vanish (concrete LQ games);
         ``False`` skips the ``D`` columns, ``True`` always includes them.
       dtype: ``None`` (the game's dtype: float32, or float64 with ``jax_enable_x64``),
@@ -319,10 +321,22 @@ def _detect_controlled(game, config: SolverConfig) -> bool:
     return flag if isinstance(flag, bool) else True
 
 
-#: Default Gauss-Newton iterations (`SolverConfig.refine_steps=None`): quadratic head only, and
-#: with the MLP correction.
-DEFAULT_REFINE_STEPS = 10
+#: Default Gauss-Newton iterations (`SolverConfig.refine_steps=None`) below `HIGH_DIMENSION`:
+#: quadratic head only (no Adam steps then), and with the MLP correction (after the Adam steps).
+#: Gauss-Newton alone on the quadratic head, measured (float32, 2-core CPU, worst errors, wall
+#: time of `solve`): `random_game` d = 3, m = 2: 1e-3 after 6 iterations, 4.8e-5 after 20
+#: (7.3 s of training incl. compilation); `scalar_game` 1.3e-6 in 8.3 s, `zero_sum_game`
+#: 9.6e-7 in 9.2 s, `controlled_diffusion_game` 1.1e-5 in 16 s (2000 Adam steps + 10
+#: iterations before: 2.0e-6 / 1.0e-5 / 1.6e-4 in 11.8 / 14.1 / 22.7 s).
+DEFAULT_REFINE_STEPS = 20
 CORRECTION_REFINE_STEPS = 50
+#: From this dimension on the quadratic head alone (`LQGame`s) is fitted with the
+#: state-gradient rows and `HIGH_DIMENSION_POINTS_PER_TIME` states per time: a Gauss-Newton
+#: batch of 512 points then gives fewer than 4 residual equations per unknown coefficient
+#: without them (``8 (d + 1)(d + 2) / 2`` per player and regime). Measured on `random_game`,
+#: d = 10, m = 3, 30 iterations: worst value error 1.5e-3 in 20 s without the rows, 9.3e-6
+#: in 55 s with them and 8 states per time (2.3e-4 after 10 iterations, 28 s).
+LQ_GRADIENT_ROWS_DIMENSION = 5
 #: From `HIGH_DIMENSION` on (no Adam steps then; see `resolve_config`).
 HIGH_DIMENSION_REFINE_STEPS = 30
 #: Chebyshev polynomials in time of the quadratic head from `HIGH_DIMENSION` on: fewer unknowns
@@ -343,17 +357,21 @@ def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
     and on whether the MLP correction is used (``correction``, by default for games that are
     not `LQGame`):
 
-    ======================  =================  ===================================
-    field                   ``d < 20``         ``d >= 20``
-    ======================  =================  ===================================
-    ``num_steps`` (Adam)    2000               0 (Gauss-Newton only)
-    ``refine_steps``        10 (50 with MLP)   `HIGH_DIMENSION_REFINE_STEPS` (50 with MLP)
-    ``refine_batch_size``   512                256
-    ``cg_iterations``       40                 20
-    ``time_basis``          8                  `HIGH_DIMENSION_TIME_BASIS`
-    ``gradient_weight``     0                  1
-    ``points_per_time``     1                  8 (1 with an on-policy/adaptive pool)
-    ======================  =================  ===================================
+    ======================  ==========================  ===================================
+    field                   ``d < 20``                  ``d >= 20``
+    ======================  ==========================  ===================================
+    ``num_steps`` (Adam)    0 (2000 with MLP)           0 (Gauss-Newton only)
+    ``refine_steps``        20 (50 with MLP)            `HIGH_DIMENSION_REFINE_STEPS` (50
+                                                        with MLP)
+    ``refine_batch_size``   512                         256
+    ``cg_iterations``       40                          20
+    ``time_basis``          8                           `HIGH_DIMENSION_TIME_BASIS`
+    ``gradient_weight``     1 from d = 5 (0 with MLP)   1
+    ``points_per_time``     8 from d = 5 (1 with MLP)   8 (1 with an on-policy/adaptive pool)
+    ======================  ==========================  ===================================
+
+    (d = 5 is `LQ_GRADIENT_ROWS_DIMENSION`; "with MLP": the MLP correction, used by default
+    for games that are not `LQGame`s.)
 
     Measured reasons: see `SolverConfig` and the README's accuracy section. `solve` and
     `make_train_step` resolve their config first; ``Solution.config`` is the resolved one.
@@ -368,7 +386,8 @@ def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
             changes[name] = value
 
     default("correction", bool(correction))
-    default("num_steps", 0 if high else DEFAULT_ADAM_STEPS)
+    rows = high or (not correction and game.state_dim >= LQ_GRADIENT_ROWS_DIMENSION)
+    default("num_steps", DEFAULT_ADAM_STEPS if correction and not high else 0)
     if correction:
         default("refine_steps", CORRECTION_REFINE_STEPS)
     else:
@@ -376,11 +395,11 @@ def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
     default("refine_batch_size", 256 if high else 512)
     default("cg_iterations", 20 if high else 40)
     default("time_basis", HIGH_DIMENSION_TIME_BASIS if high else 8)
-    default("gradient_weight", 1.0 if high else 0.0)
+    default("gradient_weight", 1.0 if rows else 0.0)
     batch = changes.get("refine_batch_size", config.refine_batch_size)
     per = HIGH_DIMENSION_POINTS_PER_TIME
     group = (
-        high
+        rows
         and config.num_pool_points == 0
         and config.batch_size % (per * config.num_devices) == 0
         and batch % (per * config.num_devices) == 0
@@ -556,7 +575,8 @@ HIGH_DIMENSION_POINTS_PER_TIME = 8
 HIGH_DIMENSION = 20
 
 
-#: Adam steps of the default `SolverConfig` below `HIGH_DIMENSION` (`resolve_config`).
+#: Adam steps of the default `SolverConfig` below `HIGH_DIMENSION` with the MLP correction
+#: (`resolve_config`).
 DEFAULT_ADAM_STEPS = 2000
 
 

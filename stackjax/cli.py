@@ -108,13 +108,16 @@ def _plot_history(history, final=None, title=None):
     plt = _pyplot()
     errs = np.asarray(history.get("value_error", np.zeros((0,))))
     refine = np.asarray(history.get("refine_loss", np.zeros((0,))))
-    panels = ["adam"] + (["refine"] if refine.size else []) + (["errors"] if errs.size else [])
+    adam = np.asarray(history["step"]).size > 0  # no Adam steps: Gauss-Newton only
+    panels = (["adam"] if adam else []) + (["refine"] if refine.size else [])
+    panels += ["errors"] if errs.size else []
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
     axes = dict(zip(panels, axes[0]))
-    ax = axes["adam"]
-    ax.semilogy(np.asarray(history["step"]), np.asarray(history["loss"]), lw=0.8)
-    ax.set(xlabel="Adam step", ylabel="loss", title="training loss (Adam)")
-    ax.grid(True, which="both", alpha=0.3)
+    if adam:
+        ax = axes["adam"]
+        ax.semilogy(np.asarray(history["step"]), np.asarray(history["loss"]), lw=0.8)
+        ax.set(xlabel="Adam step", ylabel="loss", title="training loss (Adam)")
+        ax.grid(True, which="both", alpha=0.3)
     if "refine" in axes:
         ax = axes["refine"]
         ax.semilogy(np.arange(1, refine.size + 1), refine, "o-", ms=4)
@@ -135,7 +138,7 @@ def _plot_history(history, final=None, title=None):
                                 color=line.get_color())  # fmt: skip
                     ax.semilogy([es[-1]], [fm], "P", ms=7, color=line.get_color())
         extra = " (stars/plus: after refinement)" if final is not None else ""
-        ax.set(xlabel="Adam step", ylabel="relative L2 error",
+        ax.set(xlabel="Adam steps + Gauss-Newton iterations", ylabel="relative L2 error",
                title="errors vs Riccati (solid V, dashed policy mean)" + extra)  # fmt: skip
         ax.title.set_fontsize(9)
         ax.grid(True, which="both", alpha=0.3)
@@ -186,10 +189,12 @@ def _solve(args) -> int:
 
     # About 8 progress lines with error checks; a chunk size dividing the steps avoids
     # compiling a second, shorter chunk at the end.
-    chunk = max(1, min(500, args.steps // 8))
-    divisors = [c for c in range(1, chunk + 1) if args.steps % c == 0]
-    if divisors and args.steps // divisors[-1] <= 16:
-        chunk = divisors[-1]
+    chunk = 500
+    if args.steps:  # (None: the solver's default, Gauss-Newton only for LQ games)
+        chunk = max(1, min(500, args.steps // 8))
+        divisors = [c for c in range(1, chunk + 1) if args.steps % c == 0]
+        if divisors and args.steps // divisors[-1] <= 16:
+            chunk = divisors[-1]
     config = SolverConfig(concept=args.concept, num_steps=args.steps, chunk_size=chunk,
                           reference_every=1, verbose=True)  # fmt: skip
     start = time.perf_counter()
@@ -198,7 +203,8 @@ def _solve(args) -> int:
     train_time = time.perf_counter() - start
     status = "DIVERGED: " + solution.message if solution.diverged else "ok"
     print(
-        f"Training: {args.steps} Adam steps + {int(solution.state.refine_step)} Gauss-Newton "
+        f"Training: {solution.config.num_steps} Adam steps + {int(solution.state.refine_step)} "
+        "Gauss-Newton "
         "iterations in "
         f"{train_time:.1f} s wall (incl. compilation and reference checks; {status})\n"
     )
@@ -284,7 +290,9 @@ def main(argv=None) -> int:
     sol.add_argument("--dim", type=int, default=None, help="state dimension (random; default 2)")
     sol.add_argument("--regimes", type=int, default=None, help="regimes (random; default 2)")
     sol.add_argument("--concept", default="stackelberg", choices=["stackelberg", "nash"])
-    sol.add_argument("--steps", type=int, default=2000, help="Adam steps")
+    sol.add_argument("--steps", type=int, default=None,
+                     help="Adam steps (default: the solver's; 0 for these LQ examples, which "
+                     "Gauss-Newton alone fits faster)")  # fmt: skip
     sol.add_argument("--paths", type=int, default=20_000, help="Monte Carlo paths")
     sol.add_argument("--seed", type=int, default=0)
     sol.add_argument("--out", default="out", help="directory for the plots")

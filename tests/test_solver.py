@@ -301,9 +301,10 @@ def test_time_grouped_points_equal_per_point_residuals(make_game, correction):
 
 
 def test_dimension_dependent_defaults_and_validation():
-    """From d = 20 the defaults switch to Gauss-Newton only with grouped times and 3 Chebyshev
-    polynomials (`resolve_config`); explicit fields are kept; sizes that do not divide are
-    named."""
+    """Defaults by game and dimension (`resolve_config`): LQ games are fitted by Gauss-Newton
+    alone, with the state-gradient rows and grouped times from d = 5; from d = 20 also with
+    3 Chebyshev polynomials and smaller batches; the MLP correction keeps Adam below d = 20.
+    Explicit fields are kept; sizes that do not divide are named."""
     from stackjax._train import resolve_config
 
     high = resolve_config(examples.random_game(jax.random.key(0), 20, 1), SolverConfig())
@@ -313,9 +314,17 @@ def test_dimension_dependent_defaults_and_validation():
     )  # fmt: skip
     assert (high.refine_batch_size, high.cg_iterations, high.gradient_weight) == (256, 20, 1.0)
     assert (low.num_steps, low.refine_steps, low.time_basis, low.points_per_time) == (
-        2000, 10, 8, 1,
+        0, 20, 8, 8,
     )  # fmt: skip
-    assert resolve_config(examples.cole_hopf_game(d=3), SolverConfig()).refine_steps == 50
+    assert (low.refine_batch_size, low.cg_iterations, low.gradient_weight) == (512, 40, 1.0)
+    small = resolve_config(examples.random_game(jax.random.key(0), 4, 1), SolverConfig())
+    assert (small.num_steps, small.refine_steps, small.gradient_weight, small.points_per_time) == (
+        0, 20, 0.0, 1,
+    )  # fmt: skip
+    mlp = resolve_config(examples.cole_hopf_game(d=10), SolverConfig())
+    assert (mlp.num_steps, mlp.refine_steps, mlp.gradient_weight, mlp.points_per_time) == (
+        2000, 50, 0.0, 1,
+    )  # fmt: skip
     explicit = SolverConfig(num_steps=7, time_basis=6, points_per_time=2)
     kept = resolve_config(examples.random_game(jax.random.key(0), 20, 1), explicit)
     assert (kept.num_steps, kept.time_basis, kept.points_per_time) == (7, 6, 2)

@@ -29,13 +29,15 @@ Methods (same problem, same batch ``B`` of collocation points per step, Adam):
   `stackjax.hjbi_residual` (``jax.jacrev`` + ``jax.hessian`` of the ``[2, m]`` value
   function per point, `jax.vmap` over the batch); ``K`` steps (sampling + residual + grad +
   optax Adam update) in one jitted ``lax.scan``. Step time = warm chunk time / K.
-* ``sj-default``: stackjax as shipped: `stackjax.make_train_step` with
-  ``SolverConfig(batch_size=B, refine_steps=0)`` (quadratic head with a Chebyshev time basis,
-  exact terminal condition, Hessian-vector-product operators, Gaussian sampler
-  ``x ~ N(x0, I)``, default warm-up + cosine learning-rate schedule), ``K`` steps per jitted
-  ``lax.scan``.
-* ``sj-solve`` (accuracy table only): `stackjax.solve` with ``num_steps = N`` and its default
-  10 Gauss-Newton refinement iterations (time includes compilation).
+* ``sj-default``: stackjax's Adam step as shipped: `stackjax.make_train_step` with
+  ``SolverConfig(batch_size=B, refine_steps=0, gradient_weight=0, points_per_time=1)``
+  (quadratic head with a Chebyshev time basis, exact terminal condition,
+  Hessian-vector-product operators, Gaussian sampler ``x ~ N(x0, I)``, default warm-up +
+  cosine learning-rate schedule), ``K`` steps per jitted ``lax.scan``. The loss is plain
+  collocation like DeepXDE's: the state-gradient rows and grouped times, on by default for
+  LQ games from d = 5, serve `solve`'s Gauss-Newton iterations and are switched off here.
+* ``sj-solve`` (accuracy table only): `stackjax.solve` with its default configuration (for
+  these LQ games 20 Gauss-Newton iterations, no Adam steps; time includes compilation).
 
 Error: relative L2 value error ``||V - V_ref|| / ||V_ref||`` of every (player, regime) against
 `stackjax.riccati_reference`, at 2048 points ``t ~ U[0, T]``, ``x ~ N(x0, I)`` (MATH.md §9.2);
@@ -425,7 +427,8 @@ def make_default_chunk(game, args, num_steps, steps):
     """stackjax's own solver step (`make_train_step`), ``steps`` per jitted scan."""
     config = sj.SolverConfig(
         num_steps=num_steps, batch_size=args.batch, refine_steps=0, verbose=False,
-        dtype=args.dtype, state_scale=args.state_scale,
+        dtype=args.dtype, state_scale=args.state_scale, gradient_weight=0.0,
+        points_per_time=1,
     )  # fmt: skip
     init, train_step = sj.make_train_step(game, config)
 
@@ -839,18 +842,19 @@ def accuracy(case, args, dde, torch, step_seconds, log, compiled):
 
     if not args.solve:
         return {"phase": "accuracy", "steps": N, "wall_budget_seconds": budget, "histories": out}
-    # The full default solver (Adam N steps + 10 Gauss-Newton iterations), incl. compilation.
+    # The full default solver (Gauss-Newton only for these LQ games), incl. compilation.
     config = sj.SolverConfig(
-        num_steps=N, batch_size=args.batch, dtype=args.dtype, verbose=False,
-        diagnostic_points=0, state_scale=args.state_scale,
+        batch_size=args.batch, dtype=args.dtype, verbose=False, diagnostic_points=0,
+        state_scale=args.state_scale,
     )  # fmt: skip
     sol = sj.solve(case.game, jax.random.key(args.seed + 4), config)
     values = np.asarray(jax.jit(jax.vmap(sol.value))(case.t_eval_c, case.x_eval_c))
     seconds = float(sol.diagnostics["train_seconds"])
-    out["sj-solve"] = [{"step": N, "seconds": seconds, "error": case.error(values),
+    adam = int(sol.config.num_steps)
+    out["sj-solve"] = [{"step": adam, "seconds": seconds, "error": case.error(values),
                         "max_error": float(case.error(values).max())}]  # fmt: skip
     gn = int(sol.state.refine_step)
-    log(f"  d={case.d} sj-solve: {N} Adam + {gn} Gauss-Newton in {seconds:.1f} s "
+    log(f"  d={case.d} sj-solve: {adam} Adam + {gn} Gauss-Newton in {seconds:.1f} s "
         f"(incl. compile), max error {out['sj-solve'][0]['max_error']:.2e}")  # fmt: skip
     return {"phase": "accuracy", "steps": N, "wall_budget_seconds": budget, "histories": out}
 
@@ -910,6 +914,8 @@ def accuracy_rows(records):
             if not hist:
                 continue
             at_n = at_steps(hist, N) if name != "sj-default-W" else None
+            if name == "sj-solve":  # its own default budget (Gauss-Newton iterations)
+                at_n = hist[-1]
             at_w = at_time(hist, W) if W is not None and name != "sj-solve" else None
             if name == "sj-default" and "sj-default-W" in acc["histories"]:
                 at_w = None  # its schedule is over N steps; the W run is sj-default-W

@@ -44,7 +44,8 @@ Accuracy is measured as stackjax measures it (MATH.md §9.2): relative L2 error 
 (rejection; the same points for every grid and for stackjax; the grid boxes all contain it).
 
 stackjax side, in the same run: ``stackjax.solve`` with the default `SolverConfig` in float32
-(``dtype="float32"``, ``verbose=False``) and a few ``num_steps`` budgets, wall time of the call
+(``dtype="float32"``, ``verbose=False``; for these LQ games Gauss-Newton iterations only, no
+Adam steps) and a few ``refine_steps`` budgets (Gauss-Newton iterations), wall time of the call
 (compilation included), errors on the same points.
 
 Run: ``python benchmarks/baselines/finite_difference.py`` (d in {1, 2, 3}, ~40 min on the
@@ -88,7 +89,7 @@ from _common import (  # noqa: E402
 BOUNDARIES = ("linear", "quadratic")
 RK4_STABILITY = 2.5  # |lambda dt| bound used for the step (RK4: ~2.78 real, ~2.83 imaginary)
 EVAL_HALF_WIDTH = 3.0  # evaluation box |x - x0|_inf <= 3 (standard deviations of N(x0, I))
-TARGETS = (1e-2, 5e-3, 1e-3)
+TARGETS = (1e-2, 5e-3, 1e-3, 1e-4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,9 +538,10 @@ def run_grid(game, t, x, v_ref, config: GridConfig) -> dict:
     }
 
 
-def run_stackjax(game, t, x, v_ref, num_steps: int, seed: int) -> dict:
-    """`stackjax.solve` (default config, float32, quiet), wall time incl. compilation."""
-    config = sj.SolverConfig(num_steps=num_steps, dtype="float32", verbose=False)
+def run_stackjax(game, t, x, v_ref, refine_steps: int, seed: int) -> dict:
+    """`stackjax.solve` (default config with ``refine_steps`` Gauss-Newton iterations, float32,
+    quiet), wall time incl. compilation."""
+    config = sj.SolverConfig(refine_steps=refine_steps, dtype="float32", verbose=False)
     tic = time.perf_counter()
     solution = sj.solve(game, jax.random.key(seed), config)
     jax.block_until_ready(solution.state.params)
@@ -550,7 +552,7 @@ def run_stackjax(game, t, x, v_ref, num_steps: int, seed: int) -> dict:
     params_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(solution.state.params))
     return {
         "method": "stackjax",
-        "num_steps": num_steps,
+        "num_steps": int(solution.config.num_steps),
         "refine_steps": int(solution.state.refine_step),
         "total_s": total_s,
         "train_s": float(solution.diagnostics.get("train_seconds", float("nan"))),
@@ -728,7 +730,8 @@ def main(argv=None):
     parser.add_argument("--regimes", type=int, default=2)
     parser.add_argument(
         "--budgets", type=int, nargs="*", default=None,
-        help="stackjax.solve num_steps (default 100 250 1000; none with --quick)",
+        help="stackjax.solve refine_steps: Gauss-Newton iterations (default 5 10 20 40; none "
+        "with --quick)",
     )  # fmt: skip
     parser.add_argument("--points", type=int, default=1024, help="evaluation points")
     parser.add_argument("--seed", type=int, default=0)
@@ -741,7 +744,7 @@ def main(argv=None):
     parser.add_argument("--time-limit", type=float, default=86400.0, help="seconds")
     args = parser.parse_args(argv)
     if args.budgets is None and not args.quick:
-        args.budgets = [100, 250, 1000]
+        args.budgets = [5, 10, 20, 40]
     if args.quick:
         args.dims, args.points = [1], 256
         args.budgets = [] if args.budgets is None else args.budgets
@@ -785,7 +788,7 @@ def main(argv=None):
                       flush=True)  # fmt: skip
             else:
                 rec = run_stackjax(game64, t, x, v_ref, what, args.seed + 2)
-                print(f"d={d} stackjax num_steps={what}: err {rec['max_error']:.2e}, "
+                print(f"d={d} stackjax refine_steps={what}: err {rec['max_error']:.2e}, "
                       f"{rec['total_s']:.3g} s incl. compile", flush=True)  # fmt: skip
             rec.update(d=d, m=args.regimes, seed=args.seed, timestamp=stamp, device=label,
                        benchmark="finite_difference", num_eval_points=args.points,
@@ -814,7 +817,7 @@ def main(argv=None):
                     "grid_config": g_tot and [g_tot["half_width"], g_tot["num_points"]],
                     "grid_bytes": g_tot and g_tot["xla_total_bytes"],
                     "stackjax_total_s": s and s["total_s"],
-                    "stackjax_num_steps": s and s["num_steps"],
+                    "stackjax_refine_steps": s and s["refine_steps"],
                     "ratio_total": (g_tot["total_s"] / s["total_s"]) if g_tot and s else None,
                     "ratio_run": (g_run["run_s"] / s["total_s"]) if g_run and s else None,
                 }
@@ -835,7 +838,7 @@ def main(argv=None):
                          f"{r['compile_s']:.2f}", f"{r['run_s']:.3g}", f"{r['total_s']:.3g}",
                          _fmt_bytes(r["xla_total_bytes"])])  # fmt: skip
         else:
-            rows.append([r["d"], "stackjax", "-", "-", "-", "-", r["num_steps"],
+            rows.append([r["d"], "stackjax", "-", "-", "-", "-", f"GN {r['refine_steps']}",
                          f"{r['max_error']:.2e}", "-", "-", f"{r['total_s']:.3g}",
                          _fmt_bytes(r["params_bytes"])])  # fmt: skip
     print("\n" + format_table(headers, rows))
@@ -850,7 +853,7 @@ def main(argv=None):
     rows = [[s["d"], f"{s['target']:g}", opt(s["grid_config"], lambda c: f"L={c[0]:g} N={c[1]}"),
              opt(s["grid_total_s"], _fmt_time), opt(s["grid_run_s"], _fmt_time),
              opt(s["grid_bytes"], _fmt_bytes), opt(s["stackjax_total_s"], _fmt_time),
-             opt(s["stackjax_num_steps"], str), opt(s["ratio_total"], lambda v: f"{v:.3g}"),
+             opt(s["stackjax_refine_steps"], str), opt(s["ratio_total"], lambda v: f"{v:.3g}"),
              opt(s["ratio_run"], lambda v: f"{v:.3g}")] for s in summary]  # fmt: skip
     print(
         "\n"
@@ -863,7 +866,7 @@ def main(argv=None):
                 "grid run",
                 "grid mem",
                 "stackjax",
-                "sj steps",
+                "sj GN its",
                 "grid/sj tot",
                 "grid run/sj",
             ],

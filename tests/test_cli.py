@@ -29,7 +29,8 @@ def test_riccati_command_prints_values_monte_carlo_and_writes_plot(tmp_path, cap
 
 
 def test_solve_command_trains_compares_with_riccati_and_writes_plots(tmp_path, capsys):
-    code = main(["solve", "--example", "random", "--dim", "2", "--regimes", "2", "--steps", "300",
+    # The README's main job (default solver: Gauss-Newton only for this LQ game), fewer paths.
+    code = main(["solve", "--example", "random", "--dim", "2", "--regimes", "2",
                  "--paths", "500", "--out", str(tmp_path)])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out

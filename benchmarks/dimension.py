@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 
 import stackjax as sj
-from stackjax._train import SolverConfig, make_train_step
+from stackjax._train import SolverConfig, make_train_step, resolve_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
@@ -117,14 +117,15 @@ def _skip_reason(mode, d, m, n, batch, bytes_per_float, max_gb) -> str | None:
 def _forward_guard(game, batch, limit_s, correction=None):
     """``(skip reason or None, jitted forward pass)`` of the (untrained) value networks.
 
-    The forward pass uses the solver's batch layout, like the residual it is compared with:
-    ``points_per_time`` states per sampled time share the quadratic head's coefficients
-    (`ValueModel.time_coefficients`). It takes flat ``(t [N], x [N, d])`` with ``t``
-    repeated within each group of states.
+    The forward pass uses the solver's batch layout and head form, like the residual it is
+    compared with: ``points_per_time`` states per sampled time share the quadratic head's
+    coefficients (`ValueModel.time_coefficients`, or `ValueModel.factored_coefficients` when
+    the default ``head_form`` is ``"factored"``). It takes flat ``(t [N], x [N, d])`` with
+    ``t`` repeated within each group of states.
     """
-    init, _ = make_train_step(
-        game, SolverConfig(batch_size=batch, correction=correction, verbose=False)
-    )
+    config = SolverConfig(batch_size=batch, correction=correction, verbose=False)
+    factored = resolve_config(game, config).head_form == "factored"
+    init, _ = make_train_step(game, config)
     state = init(jax.random.key(1))
     t, x, _ = init.sample_batch(jax.random.key(3), jax.random.key(4), game, batch)
     per = x.shape[1]
@@ -133,16 +134,17 @@ def _forward_guard(game, batch, limit_s, correction=None):
     regimes = jnp.arange(game.num_regimes)
 
     def forward(params, norm, t, x):
-        def group(ti, xs):
-            def regime(p_i, i):
-                coef = model.time_coefficients(p_i, norm, ti)
-                return jax.vmap(lambda xi: model.regime_value_at(p_i, norm, game, i, ti, xi, coef))(
-                    xs
-                )
+        t = t[::per]
+        coefs = model.factored_coefficients(params, norm, t)[0] if factored else None
 
-            return jax.vmap(regime)(params, regimes)  # [m, P, p]
+        def group(ti, xs, ci):
+            def regime(p_i, i, c):
+                c = model.time_coefficients(p_i, norm, ti) if c is None else c
+                return jax.vmap(lambda xi: model.regime_value_at(p_i, norm, game, i, ti, xi, c))(xs)
 
-        return jax.vmap(group)(t[::per], x.reshape(-1, per, x.shape[-1]))
+            return jax.vmap(regime)(params, regimes, ci)  # [m, P, p]
+
+        return jax.vmap(group)(t, x.reshape(-1, per, x.shape[-1]), coefs)
 
     forward = jax.jit(forward)
     _timed(forward, state.params, state.norm, t, x)
@@ -184,6 +186,7 @@ def run_case(d, m, n, batch, args, matmul):
                 batch_size=batch, operator=mode, num_probes=args.probes,
                 correction=args.correction, verbose=False,
             )  # fmt: skip
+            rec["head_form"] = resolve_config(game, config).head_form
             init, step = make_train_step(game, config)
             state = init(jax.random.key(1))
             step_key = jax.random.key(2)
@@ -300,7 +303,9 @@ HEADERS = [
 
 
 def _net(r):
-    return "q+mlp" if r.get("network") == "quadratic+mlp" else "q"
+    """Network (q: quadratic head, +mlp: with the correction), ``/f``: factored head form."""
+    net = "q+mlp" if r.get("network") == "quadratic+mlp" else "q"
+    return net + ("/f" if r.get("head_form") == "factored" else "")
 
 
 def row(r):
@@ -358,7 +363,7 @@ def plot(records, path):
 
 def goals(records):
     """Lines of the three goals of issue 4 item 1 with the measured values."""
-    ok = {(r["d"], r["m"], r["n"], r["batch"], _net(r), r["mode"]): r
+    ok = {(r["d"], r["m"], r["n"], r["batch"], r.get("network"), r["mode"]): r
           for r in records if "step_s" in r}  # fmt: skip
     lines = []
     for (d, m, n, b, net, mode), r in sorted(ok.items()):
@@ -367,7 +372,7 @@ def goals(records):
             ratio = r["step_s"] / ref["step_s"]
             res = r["residual_s"] / ref["residual_s"]
             lines.append(
-                f"hvp / hessian at d=100, m={m}, n={n}, batch {b}, network {net}: step "
+                f"hvp / hessian at d=100, m={m}, n={n}, batch {b}, network {_net(r)}: step "
                 f"{ratio:.3f}, residual {res:.3f} (goal <= 0.25: "
                 f"{'met' if ratio <= 0.25 else 'missed'})"
             )
@@ -376,7 +381,8 @@ def goals(records):
         if d == 1000 and mode == "hutchinson" and low is not None:
             ratio = r["step_s"] / low["step_s"]
             lines.append(
-                f"hutchinson step d=1000 / d=10, m={m}, n={n}, batch {b}: {ratio:.3g} (goal <= "
+                f"hutchinson step d=1000 ({r.get('head_form')} head) / d=10, m={m}, n={n}, "
+                f"batch {b}: {ratio:.3g} (goal <= "
                 f"3: {'met' if ratio <= 3 else 'missed'}); the game's coefficients alone "
                 f"(drift, costs, diffusion columns at the batch's states) take "
                 f"{r['game_s'] / low['step_s']:.3g}x the d=10 step"

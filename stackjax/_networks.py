@@ -35,15 +35,26 @@ __all__ = ["Normalization", "QuadraticCoefficients", "ValueModel", "estimate_nor
 class QuadraticCoefficients(struct.PyTreeNode):
     """The quadratic head of one regime at one time: ``z.H z / 2 + a.z + a0`` in ``z``.
 
+    ``H(tau) = sum_k T_k(2 tau - 1) B_k`` is held in one of two forms (`ValueModel.apply_hessian`
+    applies either to vectors):
+
+    - expanded: ``hessian [p, d, d]``, formed once per time and shared by its states;
+    - factored: ``features [K]`` (the ``T_k``), the symmetric basis matrices ``B_k`` staying in
+      the parameters; ``H v = sum_k T_k (B_k v)`` is then one matrix product of the basis with
+      all vectors of the batch, and no per-time ``[p, d, d]`` array exists.
+
     Attributes:
-      hessian: [p, d, d] symmetric ``H(tau)`` (z-Hessian of the bracket's quadratic part).
+      hessian: [p, d, d] symmetric ``H(tau)`` (z-Hessian of the bracket's quadratic part), or
+        ``None`` in the factored form.
       linear: [p, d] ``a(tau)``.
       constant: [p] ``a0(tau)``.
+      features: [K] ``T_k(2 tau - 1)`` in the factored form, else ``None``.
     """
 
-    hessian: jax.Array
+    hessian: jax.Array | None
     linear: jax.Array
     constant: jax.Array
+    features: jax.Array | None = None
 
 
 class Normalization(struct.PyTreeNode):
@@ -198,11 +209,7 @@ class ValueModel:
         p, K = self.num_outputs, self.time_basis
         feats = _chebyshev(2.0 * tau - 1.0, K)  # [K]
         heads = params_i["params"]
-        # One coefficient per monomial z_a z_b (a <= b): the upper triangle of dense blocks,
-        # symmetrised per basis function (independent of t, so under `vmap` over times it is
-        # formed once, and its transposes stay out of the per-time work and its cotangents).
-        upper = jnp.triu(heads["quadratic"])  # [K, p, d, d]
-        basis = upper + jnp.swapaxes(upper, -1, -2)
+        basis = self.hessian_basis(params_i)  # [K, p, d, d]
         # Multiply-sum, not einsum: the einsum's cotangent is a dot contracting over the times,
         # which XLA:CPU fed from a transposed [2 d^2, G] copy (d = 100, batch 4096: Adam step
         # 956 ms with einsum, 602 ms with this reduction; at d = 1000 the reverse, 4.8 s vs
@@ -212,6 +219,76 @@ class ValueModel:
             linear=(feats @ heads["linear"].reshape(K, -1)).reshape(p, self.state_dim),
             constant=feats @ heads["constant"],
         )
+
+    def hessian_basis(self, params_i) -> jax.Array:
+        """``[K, p, d, d]`` symmetric basis matrices ``B_k`` of one regime's ``H(tau)``.
+
+        One coefficient per monomial ``z_a z_b`` (``a <= b``): the upper triangle of the dense
+        parameter blocks, symmetrised (independent of ``t``: under `vmap` over times and states
+        it is formed once, and its transposes stay out of the per-time work and cotangents).
+        """
+        upper = jnp.triu(params_i["params"]["quadratic"])
+        return upper + jnp.swapaxes(upper, -1, -2)
+
+    def apply_hessian(self, params_i, coef: QuadraticCoefficients, v: jax.Array) -> jax.Array:
+        """``[p, r, d]`` products ``H(tau) v`` of one regime's head with vectors ``v [r, d]``.
+
+        Expanded form: ``coef.hessian @ v``. Factored form: ``sum_k T_k (B_k v)``; under `vmap`
+        over the batch the basis is shared, so the products of all states are one
+        ``[K p d, d] x [d, batch r]`` matrix product (and so are their cotangents).
+        """
+        if coef.hessian is not None:
+            return jnp.einsum("pde,re->prd", coef.hessian, v)
+        w = jnp.einsum("kpde,re->kprd", self.hessian_basis(params_i), v)
+        return jnp.einsum("k,kprd->prd", coef.features, w)
+
+    def factored_coefficients(
+        self, params, norm: Normalization, t: jax.Array
+    ) -> tuple[QuadraticCoefficients, QuadraticCoefficients]:
+        """Factored-form coefficients of every regime at ``G`` times, and their time derivatives.
+
+        The head's Hessian stays ``sum_k T_k(2 tau - 1) B_k`` (`QuadraticCoefficients`,
+        factored form): only the ``[G, K]`` time features and the small linear and constant
+        coefficients are evaluated per time. `SolverConfig.head_form` says when the solver uses
+        this form instead of `time_coefficients` per time.
+
+        Args:
+          params: parameters of all regimes (leading ``[m]`` axis on every leaf).
+          norm: `Normalization`.
+          t: [G] times.
+
+        Returns:
+          ``(coef, coef_t)``: `QuadraticCoefficients` with ``hessian=None``, ``features [G, m,
+          K]``, ``linear [G, m, p, d]``, ``constant [G, m, p]``, and their derivatives in ``t``.
+        """
+        dtype = norm.value_scale.dtype
+        t = jnp.asarray(t, dtype)
+        K, m, p, d = self.time_basis, self.num_regimes, self.num_outputs, self.state_dim
+        G = t.shape[0]
+
+        def features(s):
+            return _chebyshev(2.0 * (norm.horizon - s) / norm.horizon - 1.0, K).T  # [G, K]
+
+        feats, feats_t = jax.jvp(features, (t,), (jnp.ones_like(t),))
+        heads = params["params"]
+        small = jnp.concatenate(
+            [
+                jnp.swapaxes(heads["linear"], 0, 1).reshape(K, -1),
+                jnp.swapaxes(heads["constant"], 0, 1).reshape(K, -1),
+            ],
+            axis=1,
+        )  # [K, m p (d + 1)]
+
+        def at(f):  # [G, K] features (or their derivatives) -> coefficients
+            rows = f @ small
+            return QuadraticCoefficients(
+                hessian=None,
+                linear=rows[:, : m * p * d].reshape(G, m, p, d),
+                constant=rows[:, m * p * d :].reshape(G, m, p),
+                features=jnp.broadcast_to(f[:, None, :], (G, m, K)),
+            )
+
+        return at(feats), at(feats_t)
 
     def regime_value_at(
         self, params_i, norm: Normalization, game, i, t, x, coef: QuadraticCoefficients
@@ -226,7 +303,8 @@ class ValueModel:
         t, x = jnp.asarray(t, dtype), jnp.asarray(x, dtype)
         tau = (norm.horizon - t) / norm.horizon
         z = (x - norm.center) / norm.state_scale
-        bracket = 0.5 * jnp.einsum("pd,d->p", coef.hessian @ z, z) + coef.linear @ z
+        Hz = self.apply_hessian(params_i, coef, z[None])[:, 0]  # [p, d]
+        bracket = 0.5 * jnp.einsum("pd,d->p", Hz, z) + coef.linear @ z
         bracket = bracket + coef.constant
         if self.correction:
             bracket = bracket + self._head(dtype).apply(params_i, tau, z)
@@ -249,12 +327,12 @@ class ValueModel:
     def regime_remainder(
         self, params_i, norm: Normalization, game, i, t, x, *, with_terminal: bool
     ) -> jax.Array:
-        """``[p]`` part of `regime_value` whose Hessian `regime_hessian` leaves out.
+        """``[p]`` part of `regime_value` whose Hessian `regime_hessian_apply` leaves out.
 
         ``S tau NN(tau, z)`` (zero without the MLP correction) plus ``psi(x)`` when
         ``with_terminal`` (games without a ``terminal_hessian``). Same arguments as
         `regime_value`; ``regime_value = remainder + quadratic part`` up to terms linear in
-        ``x``, so both have the same Hessian products once `regime_hessian`'s are added.
+        ``x``, so both have the same Hessian products once `regime_hessian_apply`'s are added.
         """
         dtype = norm.value_scale.dtype
         t, x = jnp.asarray(t, dtype), jnp.asarray(x, dtype)
@@ -266,25 +344,41 @@ class ValueModel:
             out = out + game.terminal_cost(x, i)[: self.num_outputs]
         return out
 
-    def regime_hessian(
-        self, norm: Normalization, game, i, t, coef: QuadraticCoefficients, *, with_terminal: bool
+    def regime_hessian_apply(
+        self,
+        params_i,
+        norm: Normalization,
+        game,
+        i,
+        t,
+        coef: QuadraticCoefficients,
+        v: jax.Array,
+        *,
+        with_terminal: bool,
     ) -> jax.Array:
-        """``[p, d, d]`` exact ``x``-Hessian of the quadratic head (plus ``psi``'s if asked).
+        """``[p, r, d]`` exact ``x``-Hessian of the quadratic head (plus ``psi``'s if asked)
+        applied to vectors ``v [r, d]``.
 
-        ``S tau H(tau) / s^2`` (``coef.hessian = H`` from `time_coefficients`) does not depend
-        on ``x``: the solver applies it to the diffusion columns of all states sharing ``t``
-        as one matrix product (``p n d^2`` flops per point) instead of ``n`` Hessian-vector
-        products through the network. With ``with_terminal`` the game's
-        ``terminal_hessian(i)`` (constant, e.g. ``G + G^T`` of an `LQGame`) is added.
+        The Hessian ``S tau H(tau) / s^2`` does not depend on ``x``: the solver applies it to
+        the diffusion columns of all states as matrix products (`apply_hessian`; ``p n d^2``
+        flops per point in the expanded form) instead of ``n`` Hessian-vector products through
+        the network. With ``with_terminal`` the game's ``terminal_hessian(i)`` (constant, e.g.
+        ``G + G^T`` of an `LQGame`) is added.
         """
         dtype = norm.value_scale.dtype
         t = jnp.asarray(t, dtype)
         tau = (norm.horizon - t) / norm.horizon
         scale = norm.value_scale[: self.num_outputs, i] * tau / norm.state_scale**2
-        H = scale[:, None, None] * coef.hessian
+        terminal = (
+            game.terminal_hessian(i)[: self.num_outputs].astype(dtype) if with_terminal else 0
+        )
+        if coef.hessian is not None:  # one [p, d, d] matrix per time: add before the products
+            H = scale[:, None, None] * coef.hessian + terminal
+            return jnp.einsum("pde,re->prd", H, v)
+        out = scale[:, None, None] * self.apply_hessian(params_i, coef, v)
         if with_terminal:
-            H = H + game.terminal_hessian(i)[: self.num_outputs].astype(dtype)
-        return H
+            out = out + jnp.einsum("pde,re->prd", terminal, v)
+        return out
 
     def expand(self, per_regime: jax.Array) -> jax.Array:
         """``[p, ...]`` -> ``[2, ...]`` (``V_2 = -V_1`` in a zero-sum game)."""

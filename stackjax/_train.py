@@ -41,6 +41,7 @@ from ._hamiltonian import HessianProducts, check_concept, pointwise_equilibrium,
 from ._networks import Normalization, ValueModel, estimate_normalization
 from ._operators import (
     OPERATOR_METHODS,
+    diffusion_directions,
     diffusion_margin,
     gradient_and_products,
     parabolicity_margin,
@@ -133,6 +134,15 @@ class SolverConfig:
         memory traffic. Must divide ``batch_size`` and ``refine_batch_size`` (times
         ``num_devices``); not combinable with the on-policy / adaptive pool. ``None``
         (default): see `resolve_config` (8 with the gradient rows, else 1).
+      head_form: how the training step holds the quadratic head's Hessian ``H(tau) = sum_k
+        T_k(2 tau - 1) B_k`` (`_networks.QuadraticCoefficients`): ``"expanded"`` forms
+        ``H`` once per sampled time and applies it to that time's vectors (the states and
+        their diffusion directions); ``"factored"`` applies the ``K`` basis matrices to all
+        vectors of the batch as one matrix product and never forms a per-time ``[2, d, d]``
+        array (``K`` times the flops, far less memory traffic). ``None`` (default):
+        factored from d = `FACTORED_HEAD_DIMENSION` (150) on when a time carries at most
+        ``d / 2`` vectors (`head_vectors_per_time`), else expanded (see there for the
+        measurements). Same values either way (tested).
       controlled_diffusion: ``None`` detects whether ``D1, D2`` vanish (concrete LQ games);
         ``False`` skips the ``D`` columns, ``True`` always includes them.
       dtype: ``None`` (the game's dtype: float32, or float64 with ``jax_enable_x64``),
@@ -159,6 +169,7 @@ class SolverConfig:
     refine_batch_size: int | None = None
     cg_iterations: int | None = None
     points_per_time: int | None = None
+    head_form: str | None = None
     time_basis: int | None = None
     width: int = 32
     depth: int = 2
@@ -227,6 +238,11 @@ class SolverConfig:
                     "or adaptive_fraction (pool points carry their own times). Fix: set "
                     "points_per_time=1 (or None)."
                 )
+        if self.head_form not in (None, "expanded", "factored"):
+            raise ValueError(
+                "SolverConfig.head_form must be None (automatic), 'expanded' or 'factored', "
+                f"got {self.head_form!r}."
+            )
         if self.time_basis is not None and self.time_basis < 2:
             raise ValueError("SolverConfig.time_basis must be >= 2 (constant and linear in time).")
         if self.batch_size % self.num_devices:
@@ -368,6 +384,8 @@ def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
     ``time_basis``          8                           `HIGH_DIMENSION_TIME_BASIS`
     ``gradient_weight``     1 from d = 5 (0 with MLP)   1
     ``points_per_time``     8 from d = 5 (1 with MLP)   8 (1 with an on-policy/adaptive pool)
+    ``head_form``           ``"expanded"``              ``"factored"`` from d = 150 with at
+                                                        most ``d / 2`` vectors per time
     ======================  ==========================  ===================================
 
     (d = 5 is `LQ_GRADIENT_ROWS_DIMENSION`; "with MLP": the MLP correction, used by default
@@ -405,7 +423,43 @@ def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
         and batch % (per * config.num_devices) == 0
     )
     default("points_per_time", per if group else 1)
+    if config.head_form is None:
+        resolved = config.replace(**changes) if changes else config
+        if isinstance(game, LQGame) and not _is_concrete((game.D1, game.D2)):
+            controlled = resolved.controlled_diffusion is not False  # traced: assume D != 0
+        else:
+            controlled = _detect_controlled(game, resolved)
+        vectors = head_vectors_per_time(game, resolved, controlled)
+        factored = game.state_dim >= FACTORED_HEAD_DIMENSION and 2 * vectors <= game.state_dim
+        changes["head_form"] = "factored" if factored else "expanded"
     return config.replace(**changes) if changes else config
+
+
+#: From this state dimension on the default `SolverConfig.head_form` is ``"factored"`` when a
+#: sampled time carries at most ``d / 2`` vectors (`head_vectors_per_time`). Adam step times
+#: on `examples.random_game` (m = 1, batch 256, 8 states per time, gradient rows, 2-core CPU,
+#: float32), expanded vs factored, with V vectors per time: d = 100, V = 24: 47 vs 50 ms;
+#: d = 100, V = 72 (batch 4096): 652 vs 945 ms; d = 200, V = 72: 172 vs 121 ms; d = 200,
+#: V = 200: 274 vs 315 ms; d = 200, V = 1608: 1080 vs 2609 ms; d = 500, V = 24: 2446 vs
+#: 591 ms; d = 500, V = 808: 4047 vs 5172 ms; d = 1000, V = 24: 12.4 vs 2.3 s. The Gauss-Newton
+#: matrix-vector product follows (d = 500, V = 72: 2516 vs 627 ms). Expanded costs
+#: ``(2 K + V) p d^2`` flops per time plus the traffic of several ``[G, p, d, d]`` arrays
+#: (cotangents included), which outgrow the caches from d ~ 150; factored costs
+#: ``K V p d^2`` in large matrix products.
+FACTORED_HEAD_DIMENSION = 150
+
+
+def head_vectors_per_time(game, config: SolverConfig, controlled: bool) -> int:
+    """Vectors the quadratic head's Hessian is applied to per sampled time (`head_form`).
+
+    ``points_per_time * (1 + r)``: each state ``z`` (the value's gradient) and its ``r``
+    diffusion directions (``n`` noise columns, or ``num_probes`` sketched ones with the
+    ``"hutchinson"`` operator; times ``1 + k1 + k2`` with a controlled diffusion).
+    """
+    r = config.num_probes if config.operator == "hutchinson" else game.noise_dim
+    if controlled:
+        r *= 1 + game.leader_dim + game.follower_dim
+    return int(config.points_per_time or 1) * (1 + int(r))
 
 
 def refine_iterations(game, config: SolverConfig) -> int:
@@ -499,8 +553,11 @@ def _split_products(model, controlled, p_i, norm, game, i, t, x, coef, qc):
     """
     with_terminal = callable(getattr(game, "terminal_hessian", None))
     y = jax.jacrev(lambda z: model.regime_value_at(p_i, norm, game, i, t, z, qc))(x)  # [p, d]
-    H = model.regime_hessian(norm, game, i, t, qc, with_terminal=with_terminal)
-    hp = _products_from_hessians(H, coef, controlled)
+
+    def apply(v):  # [r, d] -> [p, r, d]
+        return model.regime_hessian_apply(p_i, norm, game, i, t, qc, v, with_terminal=with_terminal)
+
+    hp = _products_from_apply(apply, coef, controlled)
     if model.correction or not with_terminal:
         _, hp_rest = gradient_and_products(
             lambda z: model.regime_remainder(
@@ -512,21 +569,23 @@ def _split_products(model, controlled, p_i, norm, game, i, t, x, coef, qc):
     return y, hp
 
 
-def _products_from_hessians(H, coef, controlled: bool) -> HessianProducts:
-    """`HessianProducts` of symmetric Hessians ``H [p, d, d]`` with the diffusion columns."""
-    Mc = jnp.einsum("kde,le->kld", H, coef.c)
+def _products_from_apply(apply, coef, controlled: bool) -> HessianProducts:
+    """`HessianProducts` of symmetric Hessians given as ``apply: v [r, d] -> M v [p, r, d]``."""
+    n, d = coef.c.shape
+    k1, k2 = coef.D1.shape[-1], coef.D2.shape[-1]
     if not controlled:
-        p, n, d = Mc.shape
-        k1, k2 = coef.D1.shape[-1], coef.D2.shape[-1]
+        Mc = apply(coef.c)
         return HessianProducts(
             Mc=Mc,
-            MD1=jnp.zeros((p, n, d, k1), Mc.dtype),
-            MD2=jnp.zeros((p, n, d, k2), Mc.dtype),
+            MD1=jnp.zeros((Mc.shape[0], n, d, k1), Mc.dtype),
+            MD2=jnp.zeros((Mc.shape[0], n, d, k2), Mc.dtype),
         )
+    hv = apply(diffusion_directions(coef, True))  # [p, n (1 + k1 + k2), d]
+    p = hv.shape[0]
     return HessianProducts(
-        Mc=Mc,
-        MD1=jnp.einsum("kde,lea->klda", H, coef.D1),
-        MD2=jnp.einsum("kde,lea->klda", H, coef.D2),
+        Mc=hv[:, :n],
+        MD1=jnp.swapaxes(hv[:, n : n + n * k1].reshape(p, n, k1, d), -1, -2),
+        MD2=jnp.swapaxes(hv[:, n + n * k1 :].reshape(p, n, k2, d), -1, -2),
     )
 
 
@@ -539,14 +598,18 @@ def _residual(model, config, controlled, params, norm, game, t, x, key, coefs=No
     return r * norm.horizon / norm.value_scale
 
 
-def _group_residuals(model, config, controlled, params, norm, game, t, x, keys):
+def _group_residuals(model, config, controlled, params, norm, game, t, x, keys, coefs=None):
     """``[P, 2, m]`` residuals at ``P`` states ``x [P, d]`` sharing one time ``t []``.
 
-    The quadratic head's coefficients are evaluated once at ``t`` and applied to all ``P``
-    states, so its per-state ``[p, d, d]`` matrices become matrix products shared by the group
-    (the `jax.hessian` reference operator still differentiates through everything per state).
+    ``coefs``: the quadratic head's ``(coef, coef_t)`` at ``t`` (leaves ``[m, ...]``), by
+    default its expanded form from `_time_coefficients`: evaluated once at ``t`` and applied
+    to all ``P`` states, so its per-state ``[p, d, d]`` matrices become matrix products shared
+    by the group (the `jax.hessian` reference operator still differentiates through everything
+    per state). The factored form (one time of `ValueModel.factored_coefficients`) is passed
+    in by the caller.
     """
-    coefs = _time_coefficients(model, params, norm, t)
+    if coefs is None:
+        coefs = _time_coefficients(model, params, norm, t)
     return jax.vmap(
         lambda xi, ki: _residual(model, config, controlled, params, norm, game, t, xi, ki, coefs)
     )(x, keys)
@@ -626,6 +689,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     mesh = make_data_mesh(config.num_devices) if config.num_devices > 1 else None
     num_pool = config.num_pool_points
     points_per_time = int(config.points_per_time)
+    factored = config.head_form == "factored"
 
     def init(key: jax.Array) -> TrainState:
         params = model.init(key, dtype)
@@ -651,21 +715,23 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
         grouped by time (``t [G], x [G, P, d], keys [G, P]``, ``N = G P``, see
         `sample_batch`)."""
         t, x, keys = _as_groups(t, x, keys)
+        coefs = model.factored_coefficients(params, norm, t) if factored else None
         r = jax.vmap(
-            lambda ti, xi, ki: _group_residuals(
-                model, config, controlled, params, norm, g, ti, xi, ki
+            lambda ti, xi, ki, ci: _group_residuals(
+                model, config, controlled, params, norm, g, ti, xi, ki, ci
             )
-        )(t, x, keys)  # [G, P, 2, m]
+        )(t, x, keys, coefs)  # [G, P, 2, m]
         return r.reshape(-1, *r.shape[2:])
 
     def batch_residual_gradients(params, norm, g, t, x, keys):
         """``(r [N, 2, m], s grad_x r [N, 2, m, d])``: residuals and their state gradients
         (points as in `batch_residuals`)."""
         t, x, keys = _as_groups(t, x, keys)
+        coefs = model.factored_coefficients(params, norm, t) if factored else None
 
-        def group(ti, xs, ks):
+        def group(ti, xs, ks, ci):
             def f(xx):
-                return _group_residuals(model, config, controlled, params, norm, g, ti, xx, ks)
+                return _group_residuals(model, config, controlled, params, norm, g, ti, xx, ks, ci)
 
             r, vjp = jax.vjp(f, xs)  # r [P, 2, m]; state j's residual depends on x_j only
             size = r[0].size
@@ -674,7 +740,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
             jac = jnp.moveaxis(jac, 0, 1).reshape(*r.shape, -1)
             return r, jac * norm.state_scale
 
-        r, jac = jax.vmap(group)(t, x, keys)
+        r, jac = jax.vmap(group)(t, x, keys, coefs)
         return r.reshape(-1, *r.shape[2:]), jac.reshape(-1, *jac.shape[2:])
 
     def sample_batch(k_pts, k_op, g, num):

@@ -300,6 +300,55 @@ def test_time_grouped_points_equal_per_point_residuals(make_game, correction):
     np.testing.assert_allclose(jac, jac_ref, rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize(
+    "make_game, correction, per",
+    [
+        (
+            lambda: examples.random_game(jax.random.key(4), 3, 2, controlled_diffusion=True),
+            False,
+            4,
+        ),
+        (lambda: examples.zero_sum_game(), False, 1),
+    ],
+)
+def test_factored_head_equals_expanded(make_game, correction, per):
+    """The factored head form (``sum_k T_k (B_k v)``, no per-time Hessian) gives the expanded
+    form's residuals, state-gradient rows, loss gradient and Gauss-Newton products to 1e-10
+    (float64), with grouped (4 states per time) and flat points."""
+    game = make_game()
+    config = TINY.replace(
+        correction=correction, dtype="float64", points_per_time=per, gradient_weight=1.0
+    )
+    init, _ = make_train_step(game, config.replace(head_form="expanded"))
+    fact, _ = make_train_step(game, config.replace(head_form="factored"))
+    state = init(jax.random.key(0))
+    params = _random_params(state.params)
+    t, x, pkeys = init.sample_batch(jax.random.key(2), jax.random.key(5), game, 16)
+    if per == 1:
+        t, x, pkeys = t[:, 0] if t.ndim > 1 else t, x.reshape(16, -1), pkeys.reshape(16)
+
+    def loss(i, p):
+        return jnp.sum(i.residual_vector(p, state.norm, game, t, x, pkeys)[1] ** 2)
+
+    def gauss_newton_product(i, p, v):
+        f = lambda q: i.residual_vector(q, state.norm, game, t, x, pkeys)[1]  # noqa: E731
+        _, lin = jax.linearize(f, p)
+        return jax.linear_transpose(lin, p)(lin(v))[0]
+
+    r_e, jac_e = jax.jit(init.batch_residual_gradients)(params, state.norm, game, t, x, pkeys)
+    r_f, jac_f = jax.jit(fact.batch_residual_gradients)(params, state.norm, game, t, x, pkeys)
+    assert float(jnp.max(jnp.abs(r_e))) > 1e-2 and float(jnp.max(jnp.abs(jac_e))) > 1e-2
+    np.testing.assert_allclose(r_f, r_e, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(jac_f, jac_e, rtol=1e-10, atol=1e-10)
+    g_e, g_f = (jax.jit(jax.grad(lambda p, i=i: loss(i, p)))(params) for i in (init, fact))
+    v = _random_params(params, scale=1.0)
+    mv_e, mv_f = (jax.jit(lambda p, u, i=i: gauss_newton_product(i, p, u))(params, v)
+                  for i in (init, fact))  # fmt: skip
+    for a, b in zip(jax.tree.leaves((g_f, mv_f)), jax.tree.leaves((g_e, mv_e)), strict=True):
+        scale = max(float(jnp.max(jnp.abs(b))), 1e-30)
+        np.testing.assert_allclose(a / scale, b / scale, rtol=0, atol=1e-10)
+
+
 def test_dimension_dependent_defaults_and_validation():
     """Defaults by game and dimension (`resolve_config`): LQ games are fitted by Gauss-Newton
     alone, with the state-gradient rows and grouped times from d = 5; from d = 20 also with
@@ -325,9 +374,18 @@ def test_dimension_dependent_defaults_and_validation():
     assert (mlp.num_steps, mlp.refine_steps, mlp.gradient_weight, mlp.points_per_time) == (
         2000, 50, 0.0, 1,
     )  # fmt: skip
-    explicit = SolverConfig(num_steps=7, time_basis=6, points_per_time=2)
+    # Head form: factored from d = 150 when a time carries at most d / 2 vectors.
+    assert (low.head_form, high.head_form, mlp.head_form) == ("expanded",) * 3
+    wide = examples.random_game(jax.random.key(0), 200, 1, noise_dim=8)  # 8 (1 + 8) = 72
+    assert resolve_config(wide, SolverConfig()).head_form == "factored"
+    dense = examples.random_game(jax.random.key(0), 200, 1, noise_dim=24)  # 8 (1 + 24) = 200
+    assert resolve_config(dense, SolverConfig()).head_form == "expanded"
+    sketch = SolverConfig(operator="hutchinson", num_probes=2)  # 8 (1 + 2) = 24
+    assert resolve_config(dense, sketch).head_form == "factored"
+    explicit = SolverConfig(num_steps=7, time_basis=6, points_per_time=2, head_form="expanded")
     kept = resolve_config(examples.random_game(jax.random.key(0), 20, 1), explicit)
     assert (kept.num_steps, kept.time_basis, kept.points_per_time) == (7, 6, 2)
+    assert resolve_config(wide, explicit).head_form == "expanded"
     assert resolve_config(examples.random_game(jax.random.key(0), 20, 1), kept) == kept
     with pytest.raises(ValueError, match="refine_batch_size"):
         TINY.replace(points_per_time=3, batch_size=12, refine_batch_size=16)
@@ -344,6 +402,7 @@ def test_dimension_dependent_defaults_and_validation():
         (dict(num_steps=0, refine_steps=0), "refine_steps"),
         (dict(batch_size=0), "batch_size"),
         (dict(operator="laplace"), "operator"),
+        (dict(head_form="dense"), "head_form"),
     ],
 )
 def test_bad_solver_config_names_the_field(changes, field):

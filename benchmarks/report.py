@@ -7,6 +7,7 @@ The README's "Performance" section quotes this report. Run::
     python benchmarks/report.py                  # every script, full settings (~2-3 h on 2 cores)
     python benchmarks/report.py --quick          # every script's --quick mode (~5 min)
     python benchmarks/report.py --only dimension accuracy --args accuracy="--skip-table"
+    python benchmarks/report.py --only dimension --update   # replace one section, keep the rest
 
 The scripts run one at a time in fresh interpreters (each configures JAX itself), so their
 timings do not disturb each other; each script's own interleaving makes its ratios
@@ -56,6 +57,22 @@ def run_script(script: str, results: Path, quick: bool, extra: list[str]) -> tup
     return proc.returncode, out, seconds
 
 
+def merge_sections(old: str, sections: list[tuple[str, str]], started: str) -> str:
+    """``old`` report with the ``## name:`` sections of ``sections`` replaced (or appended).
+
+    The header gets a line saying which sections were regenerated when; the other sections
+    are kept as they were.
+    """
+    parts = old.split("\n## ")
+    header, body = parts[0], parts[1:]
+    named = [(part.split(":", 1)[0], "## " + part) for part in body]
+    new = dict(sections)
+    merged = [new.pop(name, text).rstrip("\n") + "\n" for name, text in named]
+    merged += [new[name].rstrip("\n") + "\n" for name, _ in sections if name in new]
+    note = f"Sections {', '.join(n for n, _ in sections)} regenerated on {started}."
+    return header.rstrip("\n") + "\n\n" + note + "\n\n" + "\n".join(merged)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="every script's --quick mode")
@@ -63,6 +80,10 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--args", nargs="*", default=[], metavar="NAME=ARGS",
         help="extra arguments for one script, e.g. accuracy='--skip-scaling'",
+    )  # fmt: skip
+    parser.add_argument(
+        "--update", action="store_true",
+        help="with --only: replace those scripts' sections of the existing report, keep the rest",
     )  # fmt: skip
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="output folder")
     parser.add_argument("--results", type=Path, default=BENCH / "results", help="JSON folder")
@@ -91,7 +112,13 @@ def main(argv=None) -> int:
             shutil.copyfile(png, images / png.name)
             lines += [f"![{name}](benchmarks/{png.name})", ""]
         lines += ["```text", out.rstrip(), "```", ""]
-        sections.append("\n".join(lines))
+        sections.append((name, "\n".join(lines)))
+    doc = args.docs / ("performance_quick.md" if args.quick else "performance.md")
+    if args.update and doc.exists():
+        doc.write_text(merge_sections(doc.read_text(), sections, started))
+        print(f"[report] updated {doc} ({failures} script(s) failed)")
+        return 1 if failures else 0
+    sections = [text for _, text in sections]
     header = [
         "# stackjax performance report",
         "",
@@ -103,7 +130,6 @@ def main(argv=None) -> int:
         "and its load, the ratios are measured side by side in one run.",
         "",
     ]
-    doc = args.docs / ("performance_quick.md" if args.quick else "performance.md")
     doc.write_text("\n".join(header + sections))
     print(f"[report] wrote {doc} and {images}/ ({failures} script(s) failed)")
     return 1 if failures else 0

@@ -213,7 +213,8 @@ class ValueModel:
         # Multiply-sum, not einsum: the einsum's cotangent is a dot contracting over the times,
         # which XLA:CPU fed from a transposed [2 d^2, G] copy (d = 100, batch 4096: Adam step
         # 956 ms with einsum, 602 ms with this reduction; at d = 1000 the reverse, 4.8 s vs
-        # 12.2 s, where the reduction fuses with its transposing producers).
+        # 12.2 s, where the reduction fuses with its transposing producers: large d uses the
+        # factored form instead, `SolverConfig.head_form`).
         return QuadraticCoefficients(
             hessian=jnp.sum(feats[:, None, None, None] * basis, axis=0),
             linear=(feats @ heads["linear"].reshape(K, -1)).reshape(p, self.state_dim),

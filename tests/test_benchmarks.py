@@ -112,3 +112,19 @@ def test_deepxde_compare_quick_poses_the_same_system(tmp_path):
     for name in methods:  # errors against Riccati: all three learn from the same start
         hist = histories[name]
         assert hist[-1]["step"] >= 100 and hist[-1]["max_error"] < hist[0]["max_error"], hist
+
+
+def test_report_update_replaces_only_the_chosen_sections():
+    """`report.py --only NAME --update` swaps NAME's section of an existing report, keeps the
+    other sections and their order, appends new ones, and says what was regenerated."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from report import merge_sections
+    finally:
+        sys.path.pop(0)
+    old = "# report\n\nheader\n\n## accuracy: a\n\nA1\n\n## dimension: b\n\nB1\n\n## riccati: c\n\nC1\n"
+    new = merge_sections(
+        old, [("dimension", "## dimension: b\n\nB2\n"), ("extra", "## extra: e\n\nE\n")], "NOW"
+    )
+    assert new.index("A1") < new.index("B2") < new.index("C1") < new.index("E")
+    assert "B1" not in new and "Sections dimension, extra regenerated on NOW." in new

@@ -5,8 +5,12 @@ sampled: the residuals of **all** regimes are evaluated at every point (the regi
 ``sum_j Gamma_ij V_kj`` needs all of them at the same ``(t, x)`` anyway), which is the
 stratified design with equal weights.
 
-- `sample_points`: ``t ~ U[0, T]``; ``x ~ N(x0, s^2 I)`` (``"gaussian"``) or uniform in the
-  box ``x0 + s [-sqrt(3), sqrt(3)]^d`` (``"box"``, same variance per coordinate).
+- `sample_points`: ``t ~ U[0, T]``; ``x ~ N(x0, s^2 I)`` (``"gaussian"``), uniform in the
+  box ``x0 + s [-sqrt(3), sqrt(3)]^d`` (``"box"``, same variance per coordinate), or
+  ``x = x0 + s u xi`` with ``u ~ U[0, 1]`` and ``xi ~ N(0, I)`` independent (``"multiscale"``:
+  distances from ``x0`` spread uniformly over ``[0, ~s sqrt(d)]``; in high dimension the
+  Gaussian's states all lie near the sphere of radius ``s sqrt(d)``, so the value near ``x0``
+  is extrapolated from that shell).
 - `sample_on_policy`: states of the exploratory SDE (§2.3) under given policies, started at
   ``x0`` (plus a small spread) in a uniformly drawn regime, at uniformly drawn grid times.
 - `resample_by_residual`: residual-adaptive resampling of a candidate pool (probabilities
@@ -24,20 +28,21 @@ from ._gibbs import safe_cholesky
 
 __all__ = ["SAMPLERS", "sample_points", "sample_on_policy", "resample_by_residual"]
 
-SAMPLERS = ("gaussian", "box")
+SAMPLERS = ("gaussian", "box", "multiscale")
 
 
 def sample_points(
     key: jax.Array, game, num_points: int, *, scale: float = 1.0, distribution: str = "gaussian"
 ) -> tuple[jax.Array, jax.Array]:
-    """Uniform times and Gaussian or box states around the game's initial state.
+    """Uniform times and Gaussian, box or multiscale states around the game's initial state.
 
     Args:
       key: PRNG key (consumed).
       game: the game (``horizon``, ``initial_state``).
       num_points: ``N`` (static).
       scale: standard deviation ``s`` of each state coordinate.
-      distribution: ``"gaussian"`` or ``"box"`` (static).
+      distribution: ``"gaussian"``, ``"box"`` or ``"multiscale"`` (static; see the module
+        docstring: ``s u xi``, per-coordinate variance ``s^2 / 3``).
 
     Returns:
       ``(t [N], x [N, d])``.
@@ -50,6 +55,10 @@ def sample_points(
     shape = (num_points, game.state_dim)
     if distribution == "gaussian":
         noise = jax.random.normal(x_key, shape, dtype)
+    elif distribution == "multiscale":
+        xi_key, u_key = jax.random.split(x_key)
+        radius = jax.random.uniform(u_key, (num_points, 1), dtype)
+        noise = radius * jax.random.normal(xi_key, shape, dtype)
     else:
         half = jnp.sqrt(jnp.asarray(3.0, dtype))
         noise = jax.random.uniform(x_key, shape, dtype, minval=-half, maxval=half)

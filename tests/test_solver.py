@@ -332,8 +332,8 @@ def test_time_grouped_points_equal_per_point_residuals(make_game, correction):
 )
 def test_factored_head_equals_expanded(make_game, correction, per):
     """The factored head form (``sum_k T_k (B_k v)``, no per-time Hessian) gives the expanded
-    form's residuals, state-gradient rows, loss gradient and Gauss-Newton products to 1e-10
-    (float64), with grouped (4 states per time) and flat points."""
+    form's residuals and state-gradient rows (grouped, 4 states per time, and flat points) and
+    its Gauss-Newton products (grouped) to 1e-10 (float64)."""
     game = make_game()
     config = TINY.replace(
         correction=correction, dtype="float64", points_per_time=per, gradient_weight=1.0
@@ -346,9 +346,6 @@ def test_factored_head_equals_expanded(make_game, correction, per):
     if per == 1:
         t, x, pkeys = t[:, 0] if t.ndim > 1 else t, x.reshape(16, -1), pkeys.reshape(16)
 
-    def loss(i, p):
-        return jnp.sum(i.residual_vector(p, state.norm, game, t, x, pkeys)[1] ** 2)
-
     def gauss_newton_product(i, p, v):
         f = lambda q: i.residual_vector(q, state.norm, game, t, x, pkeys)[1]  # noqa: E731
         _, lin = jax.linearize(f, p)
@@ -359,11 +356,14 @@ def test_factored_head_equals_expanded(make_game, correction, per):
     assert float(jnp.max(jnp.abs(r_e))) > 1e-2 and float(jnp.max(jnp.abs(jac_e))) > 1e-2
     np.testing.assert_allclose(r_f, r_e, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(jac_f, jac_e, rtol=1e-10, atol=1e-10)
-    g_e, g_f = (jax.jit(jax.grad(lambda p, i=i: loss(i, p)))(params) for i in (init, fact))
+    # J^T J v covers both the linearisation (forward mode, Gauss-Newton) and its transpose
+    # (reverse mode: Adam's jax.grad is the same transpose of the same linearisation).
+    if per == 1:  # the flat zero-sum case checks the residual rows only (keeps CI short)
+        return
     v = _random_params(params, scale=1.0)
     mv_e, mv_f = (jax.jit(lambda p, u, i=i: gauss_newton_product(i, p, u))(params, v)
                   for i in (init, fact))  # fmt: skip
-    for a, b in zip(jax.tree.leaves((g_f, mv_f)), jax.tree.leaves((g_e, mv_e)), strict=True):
+    for a, b in zip(jax.tree.leaves(mv_f), jax.tree.leaves(mv_e), strict=True):
         scale = max(float(jnp.max(jnp.abs(b))), 1e-30)
         np.testing.assert_allclose(a / scale, b / scale, rtol=0, atol=1e-10)
 

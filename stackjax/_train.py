@@ -37,7 +37,7 @@ from flax import struct
 from ._checkpoint import has_checkpoint, restore_checkpoint, save_checkpoint
 from ._game import LQGame
 from ._gibbs import GaussianPolicy
-from ._hamiltonian import HessianProducts, check_concept, pointwise_equilibrium, pre_hamiltonian
+from ._hamiltonian import check_concept, pointwise_equilibrium, pre_hamiltonian
 from ._networks import Normalization, ValueModel, estimate_normalization
 from ._operators import (
     OPERATOR_METHODS,
@@ -47,6 +47,7 @@ from ._operators import (
     parabolicity_margin,
     sketch_diffusion,
 )
+from ._operators import _split_products as _split_hessian_products
 from ._sampling import SAMPLERS, resample_by_residual, sample_on_policy, sample_points
 from ._sharding import make_data_mesh, replicate, shard_points
 
@@ -567,7 +568,7 @@ def _split_products(model, controlled, p_i, norm, game, i, t, x, coef, qc):
     def apply(v):  # [r, d] -> [p, r, d]
         return model.regime_hessian_apply(p_i, norm, game, i, t, qc, v, with_terminal=with_terminal)
 
-    hp = _products_from_apply(apply, coef, controlled)
+    hp = _split_hessian_products(apply(diffusion_directions(coef, controlled)), coef, controlled)
     if model.correction or not with_terminal:
         _, hp_rest = gradient_and_products(
             lambda z: model.regime_remainder(
@@ -577,26 +578,6 @@ def _split_products(model, controlled, p_i, norm, game, i, t, x, coef, qc):
         )  # fmt: skip
         hp = jax.tree.map(jnp.add, hp, hp_rest)
     return y, hp
-
-
-def _products_from_apply(apply, coef, controlled: bool) -> HessianProducts:
-    """`HessianProducts` of symmetric Hessians given as ``apply: v [r, d] -> M v [p, r, d]``."""
-    n, d = coef.c.shape
-    k1, k2 = coef.D1.shape[-1], coef.D2.shape[-1]
-    if not controlled:
-        Mc = apply(coef.c)
-        return HessianProducts(
-            Mc=Mc,
-            MD1=jnp.zeros((Mc.shape[0], n, d, k1), Mc.dtype),
-            MD2=jnp.zeros((Mc.shape[0], n, d, k2), Mc.dtype),
-        )
-    hv = apply(diffusion_directions(coef, True))  # [p, n (1 + k1 + k2), d]
-    p = hv.shape[0]
-    return HessianProducts(
-        Mc=hv[:, :n],
-        MD1=jnp.swapaxes(hv[:, n : n + n * k1].reshape(p, n, k1, d), -1, -2),
-        MD2=jnp.swapaxes(hv[:, n + n * k1 :].reshape(p, n, k2, d), -1, -2),
-    )
 
 
 def _residual(model, config, controlled, params, norm, game, t, x, key, coefs=None):

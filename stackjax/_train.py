@@ -342,7 +342,9 @@ def _is_concrete(tree) -> bool:
 def _detect_controlled(game, config: SolverConfig) -> bool:
     if config.controlled_diffusion is not None:
         return bool(config.controlled_diffusion)
-    if isinstance(game, LQGame) and _is_concrete((game.D1, game.D2)):
+    if isinstance(game, LQGame):  # traced arrays (jit / vmap over games): assume D != 0
+        if not _is_concrete((game.D1, game.D2)):
+            return True
         return bool(np.any(np.asarray(game.D1) != 0) or np.any(np.asarray(game.D2) != 0))
     flag = getattr(game, "has_controlled_diffusion", None)  # static flag of protocol games
     return flag if isinstance(flag, bool) else True
@@ -436,11 +438,7 @@ def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
     default("points_per_time", per if group else 1)
     if config.head_form is None:
         resolved = config.replace(**changes) if changes else config
-        if isinstance(game, LQGame) and not _is_concrete((game.D1, game.D2)):
-            controlled = resolved.controlled_diffusion is not False  # traced: assume D != 0
-        else:
-            controlled = _detect_controlled(game, resolved)
-        vectors = head_vectors_per_time(game, resolved, controlled)
+        vectors = head_vectors_per_time(game, resolved, _detect_controlled(game, resolved))
         factored = game.state_dim >= FACTORED_HEAD_DIMENSION and 2 * vectors <= game.state_dim
         changes["head_form"] = "factored" if factored else "expanded"
     return config.replace(**changes) if changes else config

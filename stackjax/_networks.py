@@ -203,11 +203,8 @@ class ValueModel:
           norm: `Normalization`.
           t: [] time.
         """
-        dtype = norm.value_scale.dtype
-        t = jnp.asarray(t, dtype)
-        tau = (norm.horizon - t) / norm.horizon
         p, K = self.num_outputs, self.time_basis
-        feats = _chebyshev(2.0 * tau - 1.0, K)  # [K]
+        feats = self.time_features(norm, t)  # [K]
         heads = params_i["params"]
         basis = self.hessian_basis(params_i)  # [K, p, d, d]
         # Multiply-sum, not einsum: the einsum's cotangent is a dot contracting over the times,
@@ -220,6 +217,11 @@ class ValueModel:
             linear=(feats @ heads["linear"].reshape(K, -1)).reshape(p, self.state_dim),
             constant=feats @ heads["constant"],
         )
+
+    def time_features(self, norm: Normalization, t) -> jax.Array:
+        """``[K, *t.shape]`` Chebyshev features ``T_k(2 tau - 1)``, ``tau = (T - t) / T``."""
+        t = jnp.asarray(t, norm.value_scale.dtype)
+        return _chebyshev(2.0 * (norm.horizon - t) / norm.horizon - 1.0, self.time_basis)
 
     def hessian_basis(self, params_i) -> jax.Array:
         """``[K, p, d, d]`` symmetric basis matrices ``B_k`` of one regime's ``H(tau)``.
@@ -262,13 +264,12 @@ class ValueModel:
           ``(coef, coef_t)``: `QuadraticCoefficients` with ``hessian=None``, ``features [G, m,
           K]``, ``linear [G, m, p, d]``, ``constant [G, m, p]``, and their derivatives in ``t``.
         """
-        dtype = norm.value_scale.dtype
-        t = jnp.asarray(t, dtype)
+        t = jnp.asarray(t, norm.value_scale.dtype)
         K, m, p, d = self.time_basis, self.num_regimes, self.num_outputs, self.state_dim
         G = t.shape[0]
 
         def features(s):
-            return _chebyshev(2.0 * (norm.horizon - s) / norm.horizon - 1.0, K).T  # [G, K]
+            return self.time_features(norm, s).T  # [G, K]
 
         feats, feats_t = jax.jvp(features, (t,), (jnp.ones_like(t),))
         heads = params["params"]

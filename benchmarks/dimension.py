@@ -31,7 +31,12 @@ with the quadratic head alone the Hessian is constant in ``x`` and shared by the
 one time, and ``vmap`` hoists the reference's per-state ``jax.hessian`` work the same way,
 so the two operators cost about the same there; the MLP's Hessian is what second-order
 operators exist for. Each record also holds ``game_s``, the time of the game's own
-coefficients (drift, costs, diffusion columns) at the batch's states.
+coefficients (drift, costs, diffusion columns) at the batch's states. The last
+(``--gauss-newton-case``) times one Levenberg-Marquardt iteration of `solve`'s refinement at
+``refine_batch_size`` 4096, d = 100, and its ``J^T J v`` product: for `LQGame`s `solve` runs
+only these iterations, so this is the training step of the default solve (its FLOPs: the
+iteration with one CG step plus ``cg_iterations - 1`` products, since XLA's cost analysis
+counts a loop body once).
 
 Run: ``python benchmarks/dimension.py`` (full grid, ~30-40 min on 2 loaded CPU cores) or
 ``python benchmarks/dimension.py --quick`` (d = 4, m = 1, batch 64; < 45 s unloaded).
@@ -48,10 +53,17 @@ import time
 from pathlib import Path
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 
 import stackjax as sj
-from stackjax._train import SolverConfig, make_train_step, resolve_config
+from stackjax._train import (
+    SolverConfig,
+    _detect_controlled,
+    _refine,
+    make_train_step,
+    resolve_config,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
@@ -288,6 +300,90 @@ def run_case(d, m, n, batch, args, matmul):
     return records
 
 
+def run_gauss_newton_case(d, m, n, batch, args, matmul):
+    """One Levenberg-Marquardt iteration of `solve`'s default refinement (`_refine`) at
+    ``refine_batch_size = batch``, and its inner matrix-vector product ``J^T J v``.
+
+    For `LQGame`s `solve` runs these iterations only (no Adam steps), so this is the training
+    step users get by default. XLA's cost analysis counts a loop body once, not once per trip,
+    so the iteration's FLOPs are those of the same iteration compiled with one conjugate-
+    gradient step plus ``cg_iterations - 1`` times those of one matrix-vector product (which
+    is what a CG step adds). Times are medians over ``--reps`` rounds interleaved with the
+    matmul.
+    """
+    game = sj.examples.random_game(jax.random.key(args.seed), d=d, m=m, noise_dim=n)
+    config = resolve_config(
+        game, SolverConfig(batch_size=batch, refine_batch_size=batch, verbose=False)
+    )
+    controlled = _detect_controlled(game, config)
+    init, _ = make_train_step(game, config, controlled=controlled)
+    state = init(jax.random.key(1))
+    key = jax.random.key(2)
+    rec = {
+        "kind": "gauss_newton", "d": d, "m": m, "n": n, "batch": batch, "network": "quadratic",
+        "mode": config.operator, "head_form": config.head_form,
+        "points_per_time": config.points_per_time, "cg_iterations": config.cg_iterations,
+    }  # fmt: skip
+
+    def iteration(cfg):
+        return jax.jit(
+            lambda s, k: _refine(game, s, k, config=cfg, controlled=controlled, num=1)
+        )  # fmt: skip
+
+    tic = time.perf_counter()
+    compiled = iteration(config).lower(state, key).compile()
+    rec["compile_s"] = time.perf_counter() - tic
+    rec["memory_bytes"] = _memory_bytes(compiled)
+    one_cg = iteration(config.replace(cg_iterations=1)).lower(state, key).compile()
+
+    flat, unravel = jax.flatten_util.ravel_pytree(state.params)
+    t, x, keys = init.sample_batch(jax.random.key(3), jax.random.key(4), game, batch)
+
+    def residual_vector(theta):
+        return init.residual_vector(unravel(theta), state.norm, game, t, x, keys)[1]
+
+    _, jvp_fn = jax.linearize(residual_vector, flat)
+    vjp_fn = jax.linear_transpose(jvp_fn, flat)
+    v = jax.random.normal(jax.random.key(5), flat.shape, flat.dtype)
+    matvec = jax.jit(lambda v: vjp_fn(jvp_fn(v))[0]).lower(v).compile()
+    rec["matvec_flops"] = _flops(matvec)
+    rec["flops"] = _flops(one_cg) + (config.cg_iterations - 1) * rec["matvec_flops"]
+    rec["num_parameters"] = int(flat.size)
+    _timed(compiled, state, key)
+    _timed(matvec, v)
+    times = {"step": [], "matvec": [], "matmul": []}
+    start = time.perf_counter()
+    for rep in range(args.reps):
+        times["step"].append(_timed(compiled, state, key)[0])
+        times["matvec"].append(_timed(matvec, v)[0])
+        times["matmul"].append(_timed(matmul["fn"], matmul["a"], matmul["b"])[0])
+        if rep >= 1 and time.perf_counter() - start > args.budget:
+            break
+    rate = matmul["flops"] / median(times["matmul"])
+    rec.update(
+        step_s=median(times["step"]), matvec_s=median(times["matvec"]),
+        step_times_s=times["step"], repetitions=len(times["step"]),
+        matmul_flop_rate=rate, matmul_size=matmul["size"],
+    )  # fmt: skip
+    rec["flop_rate"] = rec["flops"] / rec["step_s"]
+    rec["flop_fraction"] = rec["flop_rate"] / rate
+    rec["matvec_flop_fraction"] = rec["matvec_flops"] / rec["matvec_s"] / rate
+    return [rec]
+
+
+def gauss_newton_table(records) -> str:
+    rows = [
+        [r["d"], r["m"], r["n"], r["batch"], r["points_per_time"], r["cg_iterations"],
+         f"{r['compile_s']:.1f}", f"{1e3 * r['step_s']:.4g}", f"{r['flops'] / 1e9:.3g}",
+         f"{100 * r['flop_fraction']:.1f}", f"{1e3 * r['matvec_s']:.4g}",
+         f"{100 * r['matvec_flop_fraction']:.1f}"]
+        for r in records if r.get("kind") == "gauss_newton" and "step_s" in r
+    ]  # fmt: skip
+    headers = ["d", "m", "n", "batch", "P/time", "CG", "comp s", "iter ms", "GFLOP",
+               "%matmul", "matvec ms", "mv %matmul"]  # fmt: skip
+    return format_table(headers, rows)
+
+
 def make_matmul(size, dtype):
     a = jax.random.normal(jax.random.key(10), (size, size), dtype)
     b = jax.random.normal(jax.random.key(11), (size, size), dtype)
@@ -364,7 +460,7 @@ def plot(records, path):
 def goals(records):
     """Lines of the three goals of issue 4 item 1 with the measured values."""
     ok = {(r["d"], r["m"], r["n"], r["batch"], r.get("network"), r["mode"]): r
-          for r in records if "step_s" in r}  # fmt: skip
+          for r in records if "step_s" in r and r.get("kind") != "gauss_newton"}  # fmt: skip
     lines = []
     for (d, m, n, b, net, mode), r in sorted(ok.items()):
         ref = ok.get((d, m, n, b, net, "hessian"))
@@ -395,6 +491,18 @@ def goals(records):
                 f"({r['matmul_flop_rate'] / 1e9:.3g} GFLOP/s) (goal >= 25%: "
                 f"{'met' if r['flop_fraction'] >= 0.25 else 'missed'})"
             )
+    for r in records:
+        if r.get("kind") == "gauss_newton" and "step_s" in r and r["batch"] == 4096:
+            lines.append(
+                f"FLOP rate at batch 4096, d={r['d']}, m={r['m']}, Gauss-Newton iteration "
+                f"(solve's default for LQ games): {r['flop_rate'] / 1e9:.3g} GFLOP/s = "
+                f"{100 * r['flop_fraction']:.1f}% of the {r['matmul_size']}^2 matmul "
+                f"({r['matmul_flop_rate'] / 1e9:.3g} GFLOP/s), its J^T J v product alone "
+                f"{100 * r['matvec_flop_fraction']:.1f}% (an estimate, not counted for the "
+                "goal: it assumes each CG step costs one standalone product, but the "
+                "iteration runs faster than its products alone would, so XLA may hoist "
+                "loop-invariant work out of the CG loop)"
+            )
     return lines
 
 
@@ -413,6 +521,10 @@ def main(argv=None):
     parser.add_argument("--probes", type=int, default=2, help="Hutchinson probes")
     parser.add_argument("--flops-case", action=argparse.BooleanOptionalAction, default=True,
                         help="extra case: hvp and hessian, d = 100, m = 1, batch 4096")  # fmt: skip
+    parser.add_argument("--gauss-newton-case", action=argparse.BooleanOptionalAction,
+                        default=True, help="extra: one Gauss-Newton iteration of solve's "
+                        "default refinement and its J^T J v product, d = 100, m = 1, batch "
+                        "4096 (refine_batch_size)")  # fmt: skip
     parser.add_argument("--correction-case", action=argparse.BooleanOptionalAction, default=True,
                         help="extra: hvp and hessian, d = 100, m = 1, quadratic head + MLP "
                         "correction (x-dependent Hessian)")  # fmt: skip
@@ -435,6 +547,9 @@ def main(argv=None):
         args.dims, args.regimes, args.batch, args.reps = [4], [1], 64, 2
         args.full_noise_dims, args.flops_case, args.matmul = [], False, 512
         args.stochastic_case, args.correction_case = False, False
+        gauss_newton = [(4, 1, 4, 64)] if args.gauss_newton_case else []
+    else:
+        gauss_newton = [(100, 1, min(100, args.noise), 4096)] if args.gauss_newton_case else []
 
     label = device_label()
     print(f"device: {device_string(label)}")
@@ -460,7 +575,7 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "dimension.json"
     json_path.write_text("")
-    records = []
+    records, gn_records = [], []
     stamp = timestamp()
     for d, m, n, batch, sweep, modes, max_forward_s, correction in cases:
         args_case = argparse.Namespace(
@@ -481,7 +596,21 @@ def main(argv=None):
         write_jsonl(json_path, recs, append=True)
         records += recs
 
-    print("\n" + format_table(HEADERS, [row(r) for r in records]))
+    for d, m, n, batch in gauss_newton:
+        try:
+            recs = run_gauss_newton_case(d, m, n, batch, args, matmul)
+        except Exception as err:  # noqa: BLE001
+            recs = [dict(kind="gauss_newton", d=d, m=m, n=n, batch=batch, mode="hvp",
+                         skipped=f"error: {err!r}"[:300])]  # fmt: skip
+        for r in recs:
+            r.update(timestamp=stamp, device=label, load=uptime(), dtype=jnp.dtype(dtype).name)
+            print("gauss-newton", {k: v for k, v in r.items() if k in (
+                "d", "batch", "step_s", "matvec_s", "flops", "flop_fraction", "skipped")},
+                f"  [{time.strftime('%H:%M:%S')}]", flush=True)  # fmt: skip
+        write_jsonl(json_path, recs, append=True)
+        gn_records += recs
+    steps = [r for r in records if r.get("kind") != "gauss_newton"]
+    print("\n" + format_table(HEADERS, [row(r) for r in steps]))
     print(
         "\ncomp = lower + compile of the jitted train step; step = median warm step "
         "(interleaved over modes); mem = XLA memory_analysis temp + arguments + outputs "
@@ -491,12 +620,20 @@ def main(argv=None):
         "jax.hessian residual| / max |jax.hessian residual| on the same batch, random head "
         "coefficients (Hutchinson: sketch error, unbiased but not zero)."
     )
-    print("\n".join(["", "Goals:"] + goals(records)))
+    if gn_records:
+        print(
+            "\nGauss-Newton (Levenberg-Marquardt) iteration of solve's default refinement, "
+            "the training step of LQ games (no Adam steps by default): iter = one iteration "
+            "(linearise, Jacobi probes, CG matrix-vector products J^T J v, trial loss); GFLOP "
+            "= cost_analysis of the iteration with 1 CG step + (CG - 1) x one matvec's; "
+            "matvec = one J^T J v alone.\n" + gauss_newton_table(gn_records)
+        )
+    print("\n".join(["", "Goals:"] + goals(records + gn_records)))
     print(f"end {timestamp()}  load: {uptime()}")
     png_path = args.out / "dimension.png"
     plot(records, png_path)
     print(f"\nwrote {json_path} and {png_path}")
-    return records
+    return records + gn_records
 
 
 if __name__ == "__main__":

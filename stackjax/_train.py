@@ -992,7 +992,9 @@ def _run_chunk(game, state, status, base_key, stop, *, config, controlled, num):
     return state, status, metrics
 
 
-def _pcg(matvec, rhs: jax.Array, diag: jax.Array, num_iterations: int) -> jax.Array:
+def _pcg(
+    matvec, rhs: jax.Array, diag: jax.Array, num_iterations: int, unroll: int = 1
+) -> jax.Array:
     """``num_iterations`` Jacobi-preconditioned conjugate-gradient steps from zero.
 
     A plain unrolled loop (no early exit, no implicit-function derivative): ``jax.grad``
@@ -1003,7 +1005,8 @@ def _pcg(matvec, rhs: jax.Array, diag: jax.Array, num_iterations: int) -> jax.Ar
     Args:
       matvec: symmetric positive definite ``v [P] -> [P]``.
       rhs: [P].  diag: [P] positive preconditioner (an approximate diagonal of the matrix).
-      num_iterations: static.
+      num_iterations: static.  unroll: static, loop iterations per XLA loop trip (the
+        benchmarks unroll fully: XLA's cost analysis counts a loop body once, not per trip).
     """
     tiny = jnp.finfo(rhs.dtype).tiny
 
@@ -1018,19 +1021,47 @@ def _pcg(matvec, rhs: jax.Array, diag: jax.Array, num_iterations: int) -> jax.Ar
 
     z = rhs / diag
     x0 = jnp.zeros_like(rhs)
-    x, _, _, _ = jax.lax.fori_loop(0, num_iterations, body, (x0, rhs, z, rhs @ z))
+    x, _, _, _ = jax.lax.fori_loop(
+        0, num_iterations, body, (x0, rhs, z, rhs @ z), unroll=max(1, min(unroll, num_iterations))
+    )  # fmt: skip
     return x
 
 
-@functools.partial(jax.jit, static_argnames=("config", "controlled", "num"))
-def _refine(game, state, base_key, *, config, controlled, num):
+def _linearized_residuals(init, unravel, flat, norm, game, t, x, keys):
+    """The refinement's residual vector and its linearisation at ``flat``.
+
+    Args:
+      init: the ``init`` of `make_train_step` (carries ``residual_vector``).
+      unravel: ``flat [P] -> params`` (from ``jax.flatten_util.ravel_pytree``).
+      flat: [P] parameters at which to linearise.  norm, game: as in `TrainState` / `solve`.
+      t, x, keys: one batch from ``init.sample_batch`` (R residual rows in all).
+
+    Returns:
+      ``(residual_vector, r, jvp, vjp)``: ``residual_vector(theta) [R]`` scaled by
+      ``1/sqrt(#residuals)`` so that ``|r|^2`` is the training loss, ``r`` its value at
+      ``flat``, ``jvp: [P] -> [R]`` (``J v``) and ``vjp: [R] -> [P]`` (``J^T u``). No Jacobian
+      is formed; ``vjp(jvp(v))`` is the Gauss-Newton product ``J^T J v``.
+    """
+
+    def residual_vector(theta):
+        r, vec = init.residual_vector(unravel(theta), norm, game, t, x, keys)
+        return vec / jnp.sqrt(jnp.asarray(r.size, r.dtype))
+
+    r, jvp_fn = jax.linearize(residual_vector, flat)
+    transpose = jax.linear_transpose(jvp_fn, flat)
+    return residual_vector, r, jvp_fn, lambda u: transpose(u)[0]
+
+
+@functools.partial(jax.jit, static_argnames=("config", "controlled", "num", "cg_unroll"))
+def _refine(game, state, base_key, *, config, controlled, num, cg_unroll=1):
     """``num`` Levenberg-Marquardt iterations on the normalised residual vector.
 
     Iteration ``j`` draws ``refine_batch_size`` points from ``fold_in(key, j)``, linearises the
     residual vector ``r(theta)`` (scaled so that the loss is ``|r|^2``) and solves
     ``(J^T J + mu I) delta = -J^T r`` by conjugate gradients with Jacobian-vector and
     vector-Jacobian products (no Jacobian is formed). The step is accepted if it lowers the
-    loss on the batch (then ``mu /= 3``), otherwise rejected (``mu *= 4``).
+    loss on the batch (then ``mu /= 3``), otherwise rejected (``mu *= 4``). ``cg_unroll``
+    (static) is passed to `_pcg` as ``unroll``; the result does not depend on it.
     """
     init, _ = make_train_step(game, config, controlled=controlled)
     flat, unravel = jax.flatten_util.ravel_pytree(state.params)
@@ -1040,23 +1071,19 @@ def _refine(game, state, base_key, *, config, controlled, num):
         flat, mu, j = carry
         k_pts, k_op = jax.random.split(jax.random.fold_in(base_key, j))
         t, x, keys = init.sample_batch(k_pts, k_op, game, n)
-
-        def residual_vector(theta):
-            r, vec = init.residual_vector(unravel(theta), state.norm, game, t, x, keys)
-            return vec / jnp.sqrt(jnp.asarray(r.size, r.dtype))
-
-        r, jvp_fn = jax.linearize(residual_vector, flat)
-        vjp_fn = jax.linear_transpose(jvp_fn, flat)
-        grad = vjp_fn(r)[0]
+        residual_vector, r, jvp_fn, vjp_fn = _linearized_residuals(
+            init, unravel, flat, state.norm, game, t, x, keys
+        )  # fmt: skip
+        grad = vjp_fn(r)
 
         def normal_matvec(v):
-            return vjp_fn(jvp_fn(v))[0] + mu * v
+            return vjp_fn(jvp_fn(v)) + mu * v
 
         # Jacobi preconditioner: diag(J^T J) = E[(J^T v)^2] over Rademacher v (8 probes).
         probes = jax.random.rademacher(jax.random.fold_in(k_op, 1), (8, r.shape[0]), dtype=r.dtype)
-        diag = jnp.mean(jax.vmap(lambda v: vjp_fn(v)[0] ** 2)(probes), axis=0)
+        diag = jnp.mean(jax.vmap(lambda v: vjp_fn(v) ** 2)(probes), axis=0)
         scale = diag + mu + 1e-12 * jnp.max(diag)
-        delta = _pcg(normal_matvec, -grad, scale, config.cg_iterations)
+        delta = _pcg(normal_matvec, -grad, scale, config.cg_iterations, cg_unroll)
         new = flat + delta
         loss_old, loss_new = jnp.sum(r**2), jnp.sum(residual_vector(new) ** 2)
         accept = jnp.isfinite(loss_new) & (loss_new < loss_old)

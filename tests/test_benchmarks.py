@@ -67,11 +67,14 @@ def test_dimension_quick_exact_operator_matches_hessian_reference(tmp_path):
     # Rademacher sketch with 2 probes of an n = 4 column diffusion: unbiased, O(1) error.
     assert records["hutchinson"]["residual_rel_diff_vs_hessian"] < 1.0, records["hutchinson"]
     assert (tmp_path / "dimension.png").stat().st_size > 0
-    # Gauss-Newton iteration: its FLOPs (1-CG iteration + (CG - 1) matvecs) exceed the CG
-    # matvecs alone, since it also linearises, probes the Jacobi diagonal and re-evaluates.
+    # Gauss-Newton iteration: its FLOPs (counted on the CG-unrolled iteration) exceed the CG
+    # matvecs alone, since it also linearises, probes the Jacobi diagonal and re-evaluates,
+    # and agree with the independent estimate "1-CG iteration + (CG - 1) standalone
+    # matvecs" to 5 % (XLA counts a loop body once; measured 0.3-0.4 % apart at d = 4, 100).
     (gn,) = [r for r in all_records if r.get("kind") == "gauss_newton"]
     assert "skipped" not in gn, gn
     assert gn["flops"] > gn["cg_iterations"] * gn["matvec_flops"] > 0, gn
+    assert abs(gn["flops_estimate"] / gn["flops"] - 1) < 0.05, gn
     assert 0 < gn["matvec_s"] < gn["step_s"], gn
 
 

@@ -503,6 +503,46 @@ def _time_coefficients(model, params, norm, t):
     return jax.vmap(one)(params)
 
 
+def _regime_equilibrium(
+    model, config, controlled, p_i, norm, game, i, t, x, key, qc, qc_t, *, exact=False
+):
+    """Regime ``i``'s values ``[2]``, time derivatives ``[2]``, `PointEquilibrium` and
+    ``(coef, y, hp)`` (coefficients, gradients ``[2, d]``, Hessian products) at one point
+    ``(t [], x [d])``; ``p_i``, ``(qc, qc_t)``: the regime's parameters and head coefficients
+    at ``t`` (see `_point_equilibria`)."""
+    stochastic = config.operator == "hutchinson" and not exact
+    method = "hessian" if (config.operator == "hessian" and not exact) else "hvp"
+
+    def f(s, z, c):
+        return model.regime_value_at(p_i, norm, game, i, s, z, c)
+
+    v, v_t = jax.jvp(lambda s, c: f(s, x, c), (t, qc), (jnp.ones_like(t), qc_t))
+    coef = game.coefficients(x, i)
+    if stochastic:
+        coef = sketch_diffusion(coef, key, config.num_probes)
+    if method == "hessian":  # reference: autodiff through the whole value function
+        y, hp = gradient_and_products(
+            lambda z: model.regime_value(p_i, norm, game, i, t, z), x, coef,
+            method=method, controlled=controlled,
+        )  # fmt: skip
+    else:
+        y, hp = _split_products(model, controlled, p_i, norm, game, i, t, x, coef, qc)
+    y, hp = model.expand(y), jax.tree.map(model.expand, hp)
+    pre = pre_hamiltonian(coef, y, hp)
+    eq = pointwise_equilibrium(
+        pre, game.temperatures, concept=config.concept, zero_sum=game.zero_sum
+    )
+    return model.expand(v), model.expand(v_t), eq, (coef, y, hp)
+
+
+def _point_setup(model, params, norm, t, x, key, coefs):
+    dtype = norm.value_scale.dtype
+    t, x = jnp.asarray(t, dtype), jnp.asarray(x, dtype)
+    if coefs is None:
+        coefs = _time_coefficients(model, params, norm, t)
+    return t, x, jnp.arange(model.num_regimes), jax.random.split(key, model.num_regimes), coefs
+
+
 def _point_equilibria(
     model, config, controlled, params, norm, game, t, x, key, *, exact=False, coefs=None
 ):
@@ -513,40 +553,46 @@ def _point_equilibria(
     `_time_coefficients` when the caller shares them between the states of one time
     (`_group_residuals`); computed here if ``None``.
     """
-    dtype = norm.value_scale.dtype
-    t = jnp.asarray(t, dtype)
-    x = jnp.asarray(x, dtype)
-    regimes = jnp.arange(model.num_regimes)
-    stochastic = config.operator == "hutchinson" and not exact
-    method = "hessian" if (config.operator == "hessian" and not exact) else "hvp"
-    keys = jax.random.split(key, model.num_regimes)
-    if coefs is None:
-        coefs = _time_coefficients(model, params, norm, t)
+    t, x, regimes, keys, coefs = _point_setup(model, params, norm, t, x, key, coefs)
 
     def one(p_i, i, k, qc, qc_t):
-        def f(s, z, c):
-            return model.regime_value_at(p_i, norm, game, i, s, z, c)
-
-        v, v_t = jax.jvp(lambda s, c: f(s, x, c), (t, qc), (jnp.ones_like(t), qc_t))
-        coef = game.coefficients(x, i)
-        if stochastic:
-            coef = sketch_diffusion(coef, k, config.num_probes)
-        if method == "hessian":  # reference: autodiff through the whole value function
-            y, hp = gradient_and_products(
-                lambda z: model.regime_value(p_i, norm, game, i, t, z), x, coef,
-                method=method, controlled=controlled,
-            )  # fmt: skip
-        else:
-            y, hp = _split_products(model, controlled, p_i, norm, game, i, t, x, coef, qc)
-        y, hp = model.expand(y), jax.tree.map(model.expand, hp)
-        pre = pre_hamiltonian(coef, y, hp)
-        eq = pointwise_equilibrium(
-            pre, game.temperatures, concept=config.concept, zero_sum=game.zero_sum
-        )
-        return model.expand(v), model.expand(v_t), eq, (coef, y, hp)
+        return _regime_equilibrium(
+            model, config, controlled, p_i, norm, game, i, t, x, k, qc, qc_t, exact=exact
+        )  # fmt: skip
 
     v, v_t, eq, local = jax.vmap(one)(params, regimes, keys, *coefs)
     return v.T, v_t.T, eq, local
+
+
+def _residual_and_state_gradient(
+    model, config, controlled, params, norm, game, t, x, key, coefs=None
+):
+    """`_residual` ``[2, m]`` at one point and its state gradient ``d/dx [2, m, d]``.
+
+    Regime ``i``'s residual is ``V_t^i + H^i + sum_j q_ij V^j``: only the coupling term reads
+    the other regimes, through their values, whose gradients ``y^j`` the Hamiltonian already
+    computes. So each regime differentiates its own ``V_t^i + H^i`` (two reverse passes) and
+    the coupling adds ``q_ij y^j``: ``O(m)`` regime evaluations, where reverse-mode through the
+    whole ``[2, m]`` residual costs ``2m`` passes of all ``m`` regimes (``O(m^2)``).
+    """
+    t, x, regimes, keys, coefs = _point_setup(model, params, norm, t, x, key, coefs)
+
+    def one(p_i, i, k, qc, qc_t):
+        def own(z):
+            v, v_t, eq, (_, y, _) = _regime_equilibrium(
+                model, config, controlled, p_i, norm, game, i, t, z, k, qc, qc_t
+            )  # fmt: skip
+            return v_t + eq.hamiltonian, (v, v_t + eq.hamiltonian, y)
+
+        jac, (v, own_value, y) = jax.jacrev(own, has_aux=True)(x)  # [2, d]
+        return v, own_value, y, jac
+
+    v, own, y, jac = jax.vmap(one)(params, regimes, keys, *coefs)  # [m, 2], [m, 2, d]
+    q = game.generator
+    r = own.T + v.T @ q.T
+    dr = jnp.moveaxis(jac, 0, 1) + jnp.einsum("ij,jpd->pid", q, y)
+    scale = norm.horizon / norm.value_scale
+    return r * scale, dr * scale[..., None]
 
 
 def _split_products(model, controlled, p_i, norm, game, i, t, x, coef, qc):
@@ -719,14 +765,13 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
         coefs = model.factored_coefficients(params, norm, t) if factored else None
 
         def group(ti, xs, ks, ci):
-            def f(xx):
-                return _group_residuals(model, config, controlled, params, norm, g, ti, xx, ks, ci)
-
-            r, vjp = jax.vjp(f, xs)  # r [P, 2, m]; state j's residual depends on x_j only
-            size = r[0].size
-            basis = jnp.eye(size, dtype=r.dtype).reshape(size, 1, *r.shape[1:])
-            jac = jax.vmap(lambda c: vjp(jnp.broadcast_to(c, r.shape))[0])(basis)  # [2m, P, d]
-            jac = jnp.moveaxis(jac, 0, 1).reshape(*r.shape, -1)
+            if ci is None:  # one time's head coefficients, shared by the group's states
+                ci = _time_coefficients(model, params, norm, ti)
+            r, jac = jax.vmap(
+                lambda xi, ki: _residual_and_state_gradient(
+                    model, config, controlled, params, norm, g, ti, xi, ki, ci
+                )
+            )(xs, ks)  # [P, 2, m], [P, 2, m, d]
             return r, jac * norm.state_scale
 
         r, jac = jax.vmap(group)(t, x, keys, coefs)

@@ -259,21 +259,37 @@ def test_structured_products_equal_jax_hessian_residual(make_game, correction):
     np.testing.assert_allclose(residuals["hvp"], residuals["hessian"], rtol=1e-10, atol=1e-10)
 
 
-def test_residual_state_gradients_match_finite_differences():
-    """The gradient-enhanced loss's rows s grad_x R equal central differences of R (float64)."""
-    game = examples.random_game(jax.random.key(6), 3, 2)
-    config = TINY.replace(dtype="float64", gradient_weight=1.0)
+@pytest.mark.parametrize(
+    "make_game, changes",
+    [
+        (lambda: examples.random_game(jax.random.key(6), 3, 2), {}),
+        # MLP correction through the jax.hessian reference, states grouped by time:
+        (lambda: examples.random_game(jax.random.key(7), 4, 3), dict(
+            correction=True, operator="hessian", points_per_time=2)),
+        # zero-sum (one network per regime, V_2 = -V_1), factored head, sketched diffusion:
+        (examples.zero_sum_game, dict(head_form="factored", operator="hutchinson")),
+    ],
+)  # fmt: skip
+def test_residual_state_gradients_match_finite_differences(make_game, changes):
+    """The gradient-enhanced loss's rows s grad_x R equal central differences of R (float64);
+    they are assembled per regime (own V_t + H differentiated, coupling from the values'
+    gradients), so this checks that assembly against the whole residual."""
+    game = make_game()
+    config = TINY.replace(dtype="float64", gradient_weight=1.0, **changes)
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(0))
     params = _random_params(state.params)
+    d = game.state_dim
     t, x = sample_points(jax.random.key(2), game, 4, scale=1.0, distribution="gaussian")
     pkeys = jax.random.split(jax.random.key(5), 4)
+    if config.points_per_time == 2:  # two times, two states each
+        t, x, pkeys = t[:2], x.reshape(2, 2, d), pkeys.reshape(2, 2)
     residuals = jax.jit(init.batch_residuals)  # compiled once for the 7 evaluations below
     r, jac = jax.jit(init.batch_residual_gradients)(params, state.norm, game, t, x, pkeys)
     np.testing.assert_allclose(r, residuals(params, state.norm, game, t, x, pkeys), rtol=1e-12)
     h = 1e-5
-    for a in range(3):
-        e = jnp.zeros((1, 3)).at[0, a].set(h)
+    for a in range(d):
+        e = jnp.zeros(x.shape).at[..., a].set(h)
         up = residuals(params, state.norm, game, t, x + e, pkeys)
         down = residuals(params, state.norm, game, t, x - e, pkeys)
         fd = (up - down) / (2 * h) * float(state.norm.state_scale)

@@ -39,7 +39,7 @@ iteration compiled with the CG loop unrolled, since XLA's cost analysis counts a
 once).
 
 Run: ``python benchmarks/dimension.py`` (full grid, ~30-40 min on 2 loaded CPU cores) or
-``python benchmarks/dimension.py --quick`` (d = 4, m = 1, batch 64; < 45 s unloaded).
+``python benchmarks/dimension.py --quick`` (d = 4, m = 1, batch 64; ~1 min at load 1).
 Writes ``<out>/dimension.json`` (JSON lines, appended case by case) and
 ``<out>/dimension.png``.
 """
@@ -306,15 +306,12 @@ def run_gauss_newton_case(d, m, n, batch, args, matmul):
     ``refine_batch_size = batch``, and its inner matrix-vector product ``J^T J v``.
 
     For `LQGame`s `solve` runs these iterations only (no Adam steps), so this is the training
-    step users get by default. XLA's cost analysis counts a loop body once, not once per trip,
-    so the iteration's FLOPs are those of the same iteration compiled with one conjugate-
-    gradient step plus ``cg_iterations - 1`` times those of one matrix-vector product (which
-    XLA's cost analysis counts a loop body once, not once per trip, so the iteration's FLOPs
-    are counted on the same iteration with the conjugate-gradient loop unrolled
-    (``_refine(..., cg_unroll=cg_iterations)``: the same arithmetic in one loop body), which
-    is also timed; ``flops_estimate`` is the cross-check "iteration with one CG step plus
-    ``cg_iterations - 1`` standalone products". Times are medians over ``--reps`` rounds
-    interleaved with the matmul.
+    step users get by default. XLA's cost analysis counts a loop body once, not once per
+    trip, so the iteration's FLOPs are counted on the same iteration with the conjugate-
+    gradient loop unrolled (``_refine(..., cg_unroll=cg_iterations)``: the same arithmetic in
+    one loop body), which is also timed; ``flops_estimate`` is the cross-check "iteration
+    with one CG step plus ``cg_iterations - 1`` standalone products". Times are medians over
+    ``--reps`` rounds interleaved with the matmul.
     """
     game = sj.examples.random_game(jax.random.key(args.seed), d=d, m=m, noise_dim=n)
     config = resolve_config(

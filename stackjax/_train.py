@@ -535,7 +535,15 @@ def _regime_equilibrium(
     return model.expand(v), model.expand(v_t), eq, (coef, y, hp)
 
 
+def _hjb_residual(v, own, generator):
+    """``R_{k,i} = own_{k,i} + sum_j q_ij V_{k,j}`` (MATH.md §5.3), ``own = V_t + H`` of each
+    regime; ``v``, ``own``: [2, m], ``generator``: [m, m]. Unnormalised."""
+    return own + v @ generator.T
+
+
 def _point_setup(model, params, norm, t, x, key, coefs):
+    """``t``, ``x`` in the model's dtype, the regime indices [m], one operator key per regime
+    and the head coefficients at ``t`` (``coefs``, or `_time_coefficients` if ``None``)."""
     dtype = norm.value_scale.dtype
     t, x = jnp.asarray(t, dtype), jnp.asarray(x, dtype)
     if coefs is None:
@@ -589,7 +597,7 @@ def _residual_and_state_gradient(
 
     v, own, y, jac = jax.vmap(one)(params, regimes, keys, *coefs)  # [m, 2], [m, 2, d]
     q = game.generator
-    r = own.T + v.T @ q.T
+    r = _hjb_residual(v.T, own.T, q)
     dr = jnp.moveaxis(jac, 0, 1) + jnp.einsum("ij,jpd->pid", q, y)
     scale = norm.horizon / norm.value_scale
     return r * scale, dr * scale[..., None]
@@ -629,7 +637,7 @@ def _residual(model, config, controlled, params, norm, game, t, x, key, coefs=No
     v, v_t, eq, _ = _point_equilibria(
         model, config, controlled, params, norm, game, t, x, key, coefs=coefs
     )
-    r = v_t + eq.hamiltonian.T + v @ game.generator.T
+    r = _hjb_residual(v, v_t + eq.hamiltonian.T, game.generator)
     return r * norm.horizon / norm.value_scale
 
 
@@ -918,7 +926,7 @@ def _residual_at(config, controlled, params, norm, game, t, x):
     v, v_t, eq, _ = _point_equilibria(
         model, config, controlled, params, norm, game, t, x, jax.random.key(0), exact=True
     )
-    return v_t + eq.hamiltonian.T + v @ game.generator.T
+    return _hjb_residual(v, v_t + eq.hamiltonian.T, game.generator)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "controlled"))
@@ -936,7 +944,7 @@ def _diagnostics(config, controlled, params, norm, game, key):
         v, v_t, eq, (coef, y, hp) = _point_equilibria(
             model, config, controlled, params, norm, game, ti, xi, ki, exact=True
         )
-        r = v_t + eq.hamiltonian.T + v @ game.generator.T
+        r = _hjb_residual(v, v_t + eq.hamiltonian.T, game.generator)
         if controlled and not game.zero_sum:  # genuinely coupled symbol (MATH.md §5.4 item 4)
             keys = jax.random.split(ki, model.num_regimes)
             margin = jax.vmap(

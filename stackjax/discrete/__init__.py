@@ -6,6 +6,7 @@ follower's reward from its actions by maximum likelihood (optimistic online, pes
 offline).
 """
 
+from ._env import Environment, Transition, auto_reset, markov_environment
 from ._learning import (
     ConfidenceSet,
     FollowerDataset,
@@ -49,10 +50,12 @@ from ._normal_form import (
     strong_stackelberg,
 )
 from ._optim import project_to_simplex, projected_ascent
+from ._response import forward_flow, soft_backward, soft_response
 
 __all__ = [
     "ConfidenceSet",
     "EnvState",
+    "Environment",
     "FollowerDataset",
     "FollowerModelFit",
     "FollowerResponse",
@@ -64,6 +67,8 @@ __all__ = [
     "QuantalStackelbergSolution",
     "StackelbergSolution",
     "Trajectory",
+    "Transition",
+    "auto_reset",
     "collect_dataset",
     "confidence_radius",
     "confidence_set",
@@ -71,10 +76,12 @@ __all__ = [
     "fit_follower_model",
     "follower_log_likelihood",
     "follower_response",
+    "forward_flow",
     "identified_follower_reward",
     "initial_policies",
     "leader_value",
     "make_markov_game",
+    "markov_environment",
     "markov_quantal_stackelberg",
     "offline_pessimistic_leader",
     "online_optimistic_leader",
@@ -87,6 +94,8 @@ __all__ = [
     "reset",
     "rollout",
     "simplex_grid",
+    "soft_backward",
+    "soft_response",
     "solve_standard_form_lp",
     "step",
     "strong_stackelberg",

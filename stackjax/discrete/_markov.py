@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from ._optim import projected_ascent
+from ._response import soft_response
 from ._validation import (
     as_float_array,
     check_finite,
@@ -421,13 +422,12 @@ def follower_response(
             q = r_F + P @ v_next
         if game.follower_observes_action:
             logits = q / tau
-            w = tau * jax.nn.logsumexp(logits, axis=-1)  # (S, A)
+            w = soft_response(q, tau)[1]  # (S, A)
             v = jnp.sum(pi_h * w, axis=-1)
         else:
             q_bar = jnp.einsum("sa,sab->sb", pi_h, q)
-            logits_sb = q_bar / tau
-            v = tau * jax.nn.logsumexp(logits_sb, axis=-1)
-            logits = jnp.broadcast_to(logits_sb[:, None, :], (S, A, B))
+            v = soft_response(q_bar, tau)[1]
+            logits = jnp.broadcast_to((q_bar / tau)[:, None, :], (S, A, B))
         return v, (logits, v)
 
     v_terminal = jnp.zeros((S,), r_F.dtype)

@@ -17,6 +17,7 @@ from flax import struct
 
 from ._lp import solve_standard_form_lp
 from ._optim import project_to_simplex, projected_ascent
+from ._response import soft_response
 from ._validation import as_float_array, check_finite, check_positive, check_shape
 
 __all__ = [
@@ -218,7 +219,7 @@ def quantal_response(leader_strategy, follower_payoff, temperature) -> jax.Array
     Returns:
         ``(n,)`` response distribution.
     """
-    return jax.nn.softmax(leader_strategy @ follower_payoff / temperature)
+    return soft_response(leader_strategy @ follower_payoff, temperature)[0]
 
 
 def _qse_value(x, A, B, tau):

@@ -38,8 +38,12 @@ jax.config.update("jax_enable_x64", True)  # exact references in float64; the so
 import numpy as np  # noqa: E402
 
 import stackjax as sj  # noqa: E402
-from stackjax import examples  # noqa: E402
-from stackjax._train import SolverConfig, refine_iterations, resolve_config  # noqa: E402
+from stackjax import (  # noqa: E402
+    SolverConfig,
+    examples,  # noqa: E402
+    resolve_config,
+)
+from stackjax._solver._defaults import refine_iterations  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402

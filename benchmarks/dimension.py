@@ -57,14 +57,9 @@ import jax.flatten_util
 import jax.numpy as jnp
 
 import stackjax as sj
-from stackjax._train import (
-    SolverConfig,
-    _detect_controlled,
-    _linearized_residuals,
-    _refine,
-    make_train_step,
-    resolve_config,
-)
+from stackjax import SolverConfig, make_train_step, network_value, resolve_config
+from stackjax._solver._gauss_newton import linearized_residuals, refine
+from stackjax._solver._step import sample_batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
@@ -137,13 +132,14 @@ def _forward_guard(game, batch, limit_s, correction=None):
     ``t`` repeated within each group of states.
     """
     config = SolverConfig(batch_size=batch, correction=correction, verbose=False)
-    factored = resolve_config(game, config).head_form == "factored"
+    config = resolve_config(game, config)
+    factored = config.head_form == "factored"
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(1))
-    t, x, _ = init.sample_batch(jax.random.key(3), jax.random.key(4), game, batch)
+    t, x, _ = sample_batch(game, config, jax.random.key(3), jax.random.key(4), batch)
     per = x.shape[1]
     t, x = jnp.repeat(t, per), x.reshape(batch, -1)
-    model = init.model
+    model = network_value(game, config, state.params, state.norm).model
     regimes = jnp.arange(game.num_regimes)
 
     def forward(params, norm, t, x):
@@ -199,7 +195,8 @@ def run_case(d, m, n, batch, args, matmul):
                 batch_size=batch, operator=mode, num_probes=args.probes,
                 correction=args.correction, verbose=False,
             )  # fmt: skip
-            rec["head_form"] = resolve_config(game, config).head_form
+            config = resolve_config(game, config)
+            rec["head_form"] = config.head_form
             init, step = make_train_step(game, config)
             state = init(jax.random.key(1))
             step_key = jax.random.key(2)
@@ -218,12 +215,15 @@ def run_case(d, m, n, batch, args, matmul):
         # Residual (all players, regimes) vs forward pass of the value networks, same batch.
         # The solver's own batch layout: `points_per_time` states per sampled time (flattened
         # here for the forward pass; regrouped for the residual).
-        t, x, keys = init.sample_batch(jax.random.key(3), jax.random.key(4), game, batch)
+        t, x, keys = sample_batch(game, config, jax.random.key(3), jax.random.key(4), batch)
         per = x.shape[1]
         t, x, keys = jnp.repeat(t, per), x.reshape(batch, -1), keys.reshape(batch)
 
-        def residual(p, nrm, t, x, k, f=init.batch_residuals, per=per):
-            return f(p, nrm, game, t[::per], x.reshape(-1, per, x.shape[-1]), k.reshape(-1, per))
+        def residual(p, nrm, t, x, k, cfg=config, per=per):
+            net = network_value(game, cfg, p, nrm)
+            return net.batch_residuals(
+                t[::per], x.reshape(-1, per, x.shape[-1]), k.reshape(-1, per)
+            )
 
         residual = jax.jit(residual)
         game_fn = jax.jit(
@@ -302,13 +302,13 @@ def run_case(d, m, n, batch, args, matmul):
 
 
 def run_gauss_newton_case(d, m, n, batch, args, matmul):
-    """One Levenberg-Marquardt iteration of `solve`'s default refinement (`_refine`) at
+    """One Levenberg-Marquardt iteration of `solve`'s default refinement (`refine`) at
     ``refine_batch_size = batch``, and its inner matrix-vector product ``J^T J v``.
 
     For `LQGame`s `solve` runs these iterations only (no Adam steps), so this is the training
     step users get by default. XLA's cost analysis counts a loop body once, not once per
     trip, so the iteration's FLOPs are counted on the same iteration with the conjugate-
-    gradient loop unrolled (``_refine(..., cg_unroll=cg_iterations)``: the same arithmetic in
+    gradient loop unrolled (``refine(..., cg_unroll=cg_iterations)``: the same arithmetic in
     one loop body), which is also timed; ``flops_estimate`` is the cross-check "iteration
     with one CG step plus ``cg_iterations - 1`` standalone products". Times are medians over
     ``--reps`` rounds interleaved with the matmul.
@@ -321,9 +321,10 @@ def run_gauss_newton_case(d, m, n, batch, args, matmul):
             cg_iterations=4 if args.quick else None,  # (--quick: the unrolled compile is short)
         ),
     )  # fmt: skip
-    controlled = _detect_controlled(game, config)
-    init, _ = make_train_step(game, config, controlled=controlled)
+    init, _ = make_train_step(game, config)
     state = init(jax.random.key(1))
+    network = network_value(game, config, state.params, state.norm)
+    controlled = network.controlled
     key = jax.random.key(2)
     rec = {
         "kind": "gauss_newton", "d": d, "m": m, "n": n, "batch": batch, "network": "quadratic",
@@ -332,7 +333,7 @@ def run_gauss_newton_case(d, m, n, batch, args, matmul):
     }  # fmt: skip
 
     def iteration(cfg, unroll=1):
-        fn = lambda s, k: _refine(  # noqa: E731
+        fn = lambda s, k: refine(  # noqa: E731
             game, s, k, config=cfg, controlled=controlled, num=1, cg_unroll=unroll
         )  # fmt: skip
         return jax.jit(fn)
@@ -347,11 +348,9 @@ def run_gauss_newton_case(d, m, n, batch, args, matmul):
     one_cg = iteration(config.replace(cg_iterations=1)).lower(state, key).compile()
 
     flat, unravel = jax.flatten_util.ravel_pytree(state.params)
-    t, x, keys = init.sample_batch(jax.random.key(3), jax.random.key(4), game, batch)
+    t, x, keys = sample_batch(game, config, jax.random.key(3), jax.random.key(4), batch)
 
-    _, _, jvp_fn, vjp_fn = _linearized_residuals(
-        init, unravel, flat, state.norm, game, t, x, keys
-    )  # fmt: skip
+    _, _, jvp_fn, vjp_fn = linearized_residuals(network, unravel, flat, t, x, keys)
     v = jax.random.normal(jax.random.key(5), flat.shape, flat.dtype)
     matvec = jax.jit(lambda v: vjp_fn(jvp_fn(v))).lower(v).compile()
     rec["matvec_flops"] = _flops(matvec)

@@ -13,8 +13,6 @@ _xla_flags.apply()  # before any JAX computation: XLA:CPU bugs of jaxlib 0.10
 
 from . import examples as examples
 from ._evaluate import evaluate as evaluate
-from ._game import Coefficients as Coefficients
-from ._game import ControlQuadraticGame as ControlQuadraticGame
 from ._game import LQGame as LQGame
 from ._game import load_game as load_game
 from ._game import make_lq_game as make_lq_game
@@ -26,11 +24,19 @@ from ._hamiltonian import PreHamiltonian as PreHamiltonian
 from ._hamiltonian import hessian_products as hessian_products
 from ._hamiltonian import pointwise_equilibrium as pointwise_equilibrium
 from ._hamiltonian import pre_hamiltonian as pre_hamiltonian
+from ._hamiltonian import regime_equilibrium as regime_equilibrium
 from ._hamiltonian import well_posedness_margins as well_posedness_margins
 from ._operators import gradient_and_products as gradient_and_products
 from ._operators import parabolicity_margin as parabolicity_margin
 from ._operators import principal_symbol as principal_symbol
 from ._operators import sketch_diffusion as sketch_diffusion
+from ._protocol import Coefficients as Coefficients
+from ._protocol import ControlQuadraticGame as ControlQuadraticGame
+from ._protocol import FunctionalGame as FunctionalGame
+from ._protocol import GameBase as GameBase
+from ._protocol import make_game as make_game
+from ._residual import RegimeDerivatives as RegimeDerivatives
+from ._residual import coupled_residual as coupled_residual
 from ._residual import equilibrium_from_values as equilibrium_from_values
 from ._residual import hjbi_residual as hjbi_residual
 from ._residual import policy_from_values as policy_from_values
@@ -45,14 +51,16 @@ from ._sampling import sample_points as sample_points
 from ._simulate import Trajectories as Trajectories
 from ._simulate import monte_carlo_cost as monte_carlo_cost
 from ._simulate import simulate as simulate
-from ._train import Solution as Solution
-from ._train import SolverConfig as SolverConfig
-from ._train import TrainingDivergedWarning as TrainingDivergedWarning
-from ._train import TrainState as TrainState
-from ._train import make_train_step as make_train_step
-from ._train import resolve_config as resolve_config
-from ._train import solution_diagnostics as solution_diagnostics
-from ._train import solve as solve
+from ._solver import NetworkValue as NetworkValue
+from ._solver import Solution as Solution
+from ._solver import SolverConfig as SolverConfig
+from ._solver import TrainingDivergedWarning as TrainingDivergedWarning
+from ._solver import TrainState as TrainState
+from ._solver import make_train_step as make_train_step
+from ._solver import network_value as network_value
+from ._solver import resolve_config as resolve_config
+from ._solver import solution_diagnostics as solution_diagnostics
+from ._solver import solve as solve
 
 try:
     __version__ = version("stackjax")
@@ -63,17 +71,22 @@ __all__ = [
     "Coefficients",
     "ControlQuadraticGame",
     "FeedbackGains",
+    "FunctionalGame",
+    "GameBase",
     "GaussianPolicy",
     "HessianProducts",
     "LQGame",
+    "NetworkValue",
     "PointEquilibrium",
     "PreHamiltonian",
+    "RegimeDerivatives",
     "RiccatiSolution",
     "Solution",
     "SolverConfig",
-    "TrainState",
     "TrainingDivergedWarning",
+    "TrainState",
     "Trajectories",
+    "coupled_residual",
     "equilibrium_from_values",
     "evaluate",
     "examples",
@@ -82,16 +95,19 @@ __all__ = [
     "hessian_products",
     "hjbi_residual",
     "load_game",
+    "make_game",
     "make_lq_game",
     "make_train_step",
-    "resolve_config",
     "monte_carlo_cost",
+    "network_value",
     "parabolicity_margin",
     "pointwise_equilibrium",
     "policy_from_values",
     "pre_hamiltonian",
     "principal_symbol",
+    "regime_equilibrium",
     "resample_by_residual",
+    "resolve_config",
     "riccati_reference",
     "riccati_rhs",
     "sample_on_policy",

@@ -11,117 +11,23 @@ a leading ``[2]`` axis is the player (0 = leader, 1 = follower).
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from ._protocol import Coefficients as Coefficients
+from ._protocol import ControlQuadraticGame as ControlQuadraticGame
+from ._protocol import default_float_dtype as default_float_dtype
+from ._validation import check_generator, fail, is_concrete
+
 __all__ = [
-    "Coefficients",
-    "ControlQuadraticGame",
     "LQGame",
     "make_lq_game",
     "load_game",
-    "default_float_dtype",
 ]
-
-
-def default_float_dtype():
-    """float64 when `jax_enable_x64` is on, float32 otherwise."""
-    return jnp.zeros(()).dtype if jax.config.jax_enable_x64 else jnp.float32
-
-
-class Coefficients(struct.PyTreeNode):
-    """Pointwise coefficients of a control-quadratic game at one state and one regime (§3.1).
-
-    Drift ``b(x, u) = beta + B1 u1 + B2 u2``; diffusion column ``l``:
-    ``sigma^l(x, u) = c[l] + D1[l] u1 + D2[l] u2``; running cost of player ``k``:
-    ``f_k = f0[k] + 2 u1.w1[k] + 2 u2.w2[k] + u1.R11[k] u1 + 2 u1.R12[k] u2 + u2.R22[k] u2``.
-
-    Attributes:
-      beta: [d] control-free drift.
-      B1: [d, k1] leader control-to-drift matrix.
-      B2: [d, k2] follower control-to-drift matrix.
-      c: [n, d] control-free diffusion columns.
-      D1: [n, d, k1] leader control parts of the diffusion columns.
-      D2: [n, d, k2] follower control parts of the diffusion columns.
-      f0: [2] control-free running costs.
-      w1: [2, k1] leader-control linear cost coefficients (cost carries ``2 u1.w1``).
-      w2: [2, k2] follower-control linear cost coefficients.
-      R11: [2, k1, k1] symmetric leader-control cost blocks.
-      R12: [2, k1, k2] cross cost blocks (``R21 = R12^T``).
-      R22: [2, k2, k2] symmetric follower-control cost blocks.
-    """
-
-    beta: jax.Array
-    B1: jax.Array
-    B2: jax.Array
-    c: jax.Array
-    D1: jax.Array
-    D2: jax.Array
-    f0: jax.Array
-    w1: jax.Array
-    w2: jax.Array
-    R11: jax.Array
-    R12: jax.Array
-    R22: jax.Array
-
-    def drift(self, u1: jax.Array, u2: jax.Array) -> jax.Array:
-        """[d] drift ``beta + B1 u1 + B2 u2``."""
-        return self.beta + self.B1 @ u1 + self.B2 @ u2
-
-    def diffusion(self, u1: jax.Array, u2: jax.Array) -> jax.Array:
-        """[n, d] diffusion columns ``c + D1 u1 + D2 u2`` (row ``l`` is column ``l``)."""
-        return self.c + self.D1 @ u1 + self.D2 @ u2
-
-    def running_cost(self, u1: jax.Array, u2: jax.Array) -> jax.Array:
-        """[2] running costs ``f_k(x, u1, u2)`` of both players."""
-        quadratic = (
-            jnp.einsum("a,kab,b->k", u1, self.R11, u1)
-            + 2.0 * jnp.einsum("a,kab,b->k", u1, self.R12, u2)
-            + jnp.einsum("a,kab,b->k", u2, self.R22, u2)
-        )
-        return self.f0 + 2.0 * (self.w1 @ u1 + self.w2 @ u2) + quadratic
-
-
-@runtime_checkable
-class ControlQuadraticGame(Protocol):
-    """Protocol of a game the solvers accept (DESIGN.md §4); `LQGame` implements it.
-
-    Any pytree with these members works with `hjbi_residual`, `simulate` and the neural
-    solver: drift and diffusion affine in the controls, costs quadratic in the controls,
-    arbitrary smooth dependence on the state (MATH.md §3.1). Methods are written for one state
-    and one regime and are lifted with `jax.vmap` by the callers.
-
-    Attributes (properties):
-      horizon: [] terminal time ``T > 0``.
-      generator: [m, m] generator ``Gamma`` of the regime chain.
-      temperatures: [2] entropy temperatures ``(lambda_1, lambda_2) >= 0``.
-      initial_state: [d] reference initial state ``x0``.
-      num_regimes, state_dim, leader_dim, follower_dim, noise_dim: static ints.
-      zero_sum: static bool; if true the follower's costs are minus the leader's (§6).
-    """
-
-    horizon: jax.Array
-    generator: jax.Array
-    temperatures: jax.Array
-    initial_state: jax.Array
-    num_regimes: int
-    state_dim: int
-    leader_dim: int
-    follower_dim: int
-    noise_dim: int
-    zero_sum: bool
-
-    def coefficients(self, x: jax.Array, regime: jax.Array) -> Coefficients:
-        """Pointwise coefficients at state ``x`` [d] in ``regime`` (int scalar)."""
-        ...
-
-    def terminal_cost(self, x: jax.Array, regime: jax.Array) -> jax.Array:
-        """[2] terminal costs ``psi_k(x)`` in ``regime``."""
-        ...
 
 
 # Symbols of MATH.md and their shapes, in terms of the dimension letters.
@@ -228,8 +134,15 @@ class LQGame(struct.PyTreeNode):
 
     @property
     def has_controlled_diffusion(self) -> bool:
-        """True unless ``D1`` and ``D2`` are identically zero (needs concrete arrays)."""
+        """True unless ``D1`` and ``D2`` are identically zero (True when they are traced)."""
+        if not is_concrete((self.D1, self.D2)):
+            return True
         return bool(np.any(np.asarray(self.D1) != 0) or np.any(np.asarray(self.D2) != 0))
+
+    @property
+    def quadratic_value(self) -> bool:
+        """The values are quadratic in ``x`` (the solver's quadratic head is exact)."""
+        return True
 
     def coefficients(self, x: jax.Array, regime: jax.Array) -> Coefficients:
         """Pointwise coefficients (§3.1) at state ``x`` [d] in ``regime`` (int scalar)."""
@@ -271,6 +184,11 @@ class LQGame(struct.PyTreeNode):
         out["zero_sum"] = self.zero_sum
         return out
 
+    def validate(self) -> None:
+        """Re-runs `make_lq_game`'s checks on the current values (e.g. after ``replace``);
+        raises ``ValueError`` naming the symbol. Traced values are not checked."""
+        make_lq_game(**self.to_dict())
+
     def save(self, path) -> None:
         """Writes the game to a ``.npz`` file readable by `load_game`."""
         arrays = {k: np.asarray(v) for k, v in self.to_dict().items()}
@@ -290,12 +208,8 @@ def load_game(path) -> LQGame:
     return make_lq_game(**symbols)
 
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def _fail(symbol: str, problem: str, fix: str) -> None:
-    raise ValueError(f"make_lq_game: `{symbol}` {problem}. Fix: {fix}")
+    fail("make_lq_game", symbol, problem, fix)
 
 
 def _min_eig(matrix: np.ndarray) -> float:
@@ -357,7 +271,7 @@ def make_lq_game(
         if given[name] is None:
             _fail(name, "is required but was not given", f"pass `{name}=` (MATH.md §0)")
     dtype = default_float_dtype()
-    concrete = all(_is_concrete(v) for v in given.values() if v is not None)
+    concrete = all(is_concrete(v) for v in given.values() if v is not None)
 
     def as_array(name):
         value = given[name]
@@ -367,9 +281,7 @@ def make_lq_game(
             _fail(name, f"could not be converted to a float array ({err})", "pass numbers")
 
     Gamma = as_array("Gamma")
-    if Gamma.ndim != 2 or Gamma.shape[0] != Gamma.shape[1] or Gamma.shape[0] < 1:
-        _fail("Gamma", f"must be a square [m, m] generator, got shape {Gamma.shape}",
-              "pass an m x m matrix (m = number of regimes; [[0.0]] for one regime)")  # fmt: skip
+    check_generator(Gamma, "Gamma", "make_lq_game")
     A = as_array("A")
     if A.ndim != 3 or A.shape[1] != A.shape[2]:
         _fail("A", f"must have shape [m, d, d], got {A.shape}",
@@ -450,22 +362,6 @@ def _check_values(arrays, T: float, lam: np.ndarray, x0: np.ndarray, zero_sum: b
     if np.any(lam < 0):
         _fail("lam", f"temperatures must be >= 0, got {lam}",
               "use lam >= 0 (0 gives the classical, deterministic-policy game)")  # fmt: skip
-    Gamma = np_arrays["Gamma"]
-    off = Gamma - np.diag(np.diag(Gamma))
-    if np.any(off < 0):
-        i, j = np.argwhere(off < 0)[0]
-        _fail("Gamma", f"has a negative off-diagonal rate Gamma[{i}, {j}] = {Gamma[i, j]}",
-              "off-diagonal entries are jump rates and must be >= 0")  # fmt: skip
-    rows = Gamma.sum(axis=1)
-    scale = max(1.0, float(np.abs(Gamma).max()))
-    # Tolerance of the storage dtype (float32 rounding of a valid generator leaves ~1e-7 sums).
-    tol = max(1e-8, 64 * float(np.finfo(np.asarray(arrays["Gamma"]).dtype).eps))
-    if np.any(np.abs(rows) > tol * scale):
-        _fail(
-            "Gamma",
-            f"rows must sum to 0, got row sums {rows}",
-            "set each diagonal entry to minus the sum of the off-diagonal rates in its row",
-        )
     for name in _SYMMETRIC:
         arr = np_arrays[name]
         asym = np.abs(arr - np.swapaxes(arr, -1, -2)).max()

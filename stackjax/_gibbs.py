@@ -128,3 +128,13 @@ class GaussianPolicy(struct.PyTreeNode):
     def regime(self, i) -> GaussianPolicy:
         """The policies in regime ``i`` (leaves lose their leading ``[m]`` axis)."""
         return jax.tree.map(lambda leaf: leaf[i], self)
+
+    @classmethod
+    def from_equilibrium(cls, eq) -> GaussianPolicy:
+        """The policies of a `PointEquilibrium` (leaves keep their leading axes)."""
+        return cls(
+            mean_leader=eq.mean_leader,
+            cov_leader=eq.cov_leader,
+            mean_follower=eq.mean_follower,
+            cov_follower=eq.cov_follower,
+        )

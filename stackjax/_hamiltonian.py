@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from flax import struct
 from jax.scipy.special import xlogy
 
-from ._game import Coefficients
+from ._protocol import Coefficients
 
 __all__ = [
     "CONCEPTS",
@@ -23,6 +23,7 @@ __all__ = [
     "hessian_products",
     "pre_hamiltonian",
     "pointwise_equilibrium",
+    "regime_equilibrium",
     "well_posedness_margins",
 ]
 
@@ -259,6 +260,31 @@ def pointwise_equilibrium(
         reaction=reaction,
         reaction_offset=offset,
     )
+
+
+def regime_equilibrium(
+    coef: Coefficients,
+    gradients: jax.Array,
+    hp: HessianProducts,
+    temperatures: jax.Array,
+    *,
+    concept: str = "stackelberg",
+    zero_sum: bool = False,
+) -> PointEquilibrium:
+    """Coefficients -> pre-Hamiltonian -> pointwise equilibrium at one point and regime.
+
+    The one sequence every residual and policy of stackjax goes through (MATH.md §3.2, §4.3).
+
+    Args:
+      coef: the game's `Coefficients` at the point (or a `sketch_diffusion` of them).
+      gradients: [2, d] ``grad V_k``.
+      hp: `HessianProducts` of ``Hess V_k``.
+      temperatures: [2] ``(lambda_1, lambda_2)``.
+      concept: ``"stackelberg"`` or ``"nash"`` (static).
+      zero_sum: static flag of the game.
+    """
+    pre = pre_hamiltonian(coef, gradients, hp)
+    return pointwise_equilibrium(pre, temperatures, concept=concept, zero_sum=zero_sum)
 
 
 def well_posedness_margins(pre: PreHamiltonian, temperatures: jax.Array) -> jax.Array:

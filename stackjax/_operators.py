@@ -41,9 +41,9 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from ._game import Coefficients
 from ._hamiltonian import HessianProducts, pointwise_equilibrium, pre_hamiltonian
 from ._hamiltonian import hessian_products as _products_from_hessians
+from ._protocol import Coefficients
 
 __all__ = [
     "OPERATOR_METHODS",

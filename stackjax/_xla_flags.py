@@ -2,8 +2,9 @@
 
 1. **Concurrency-optimised scheduler.** With jaxlib 0.10.x, XLA:CPU's concurrency-optimised
    scheduler (on by default) mis-executed the solver's Gauss-Newton refinement of value
-   networks with an MLP correction (`_train._refine`: a ``fori_loop`` of conjugate-gradient
-   steps, each a JVP and a transposed JVP through the residuals of a 512-point batch).
+   networks with an MLP correction (`_solver._gauss_newton.refine`: a ``fori_loop`` of
+   conjugate-gradient steps, each a JVP and a transposed JVP through the residuals of a
+   512-point batch).
    Measured on a 2-core x86_64 CPU, `examples.cole_hopf_game` (d = 10), one refinement
    iteration with 2 CG steps from the same key: jaxlib 0.9.2 and jaxlib 0.10.2 with the
    scheduler off both gave the batch loss 3.127e-01, jaxlib 0.10.2 with it on gave 9.24e-04

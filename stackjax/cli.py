@@ -154,7 +154,7 @@ def _solve(args) -> int:
     import numpy as np
 
     from . import evaluate, examples, monte_carlo_cost, riccati_reference
-    from ._train import SolverConfig, solve
+    from ._solver import SolverConfig, solve
 
     if args.example == "random":
         dim = 2 if args.dim is None else args.dim

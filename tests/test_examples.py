@@ -63,3 +63,19 @@ def test_examples_are_well_posed_along_their_riccati_solution(name):
     finite = np.asarray(margins)[np.isfinite(np.asarray(margins))]
     assert finite.min() > 0.05, finite.min()
     assert sol.value(0.0, game.x0).shape == (2, game.num_regimes)
+
+
+def test_random_game_is_the_same_in_float32_and_float64():
+    """The draw does not depend on the float mode: float32 arrays equal the float64 ones up to
+    float32 rounding (relative 1e-6 of each array's largest entry)."""
+    with jax.enable_x64(False):
+        g32 = sj.examples.random_game(jax.random.key(3), d=4, m=2, controlled_diffusion=True)
+    g64 = sj.examples.random_game(jax.random.key(3), d=4, m=2, controlled_diffusion=True)
+    leaves32, leaves64 = jax.tree.leaves(g32), jax.tree.leaves(g64)
+    assert len(leaves32) == len(leaves64)
+    for a, b in zip(leaves32, leaves64, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        if np.issubdtype(b.dtype, np.floating):
+            assert a.dtype == np.float32 and b.dtype == np.float64
+            scale = max(np.max(np.abs(b)), 1e-30)
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * scale)

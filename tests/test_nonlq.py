@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import stackjax as sj
-from stackjax._cole_hopf import ColeHopfGame, make_cole_hopf_game
+from stackjax.examples import ColeHopfGame, make_cole_hopf_game
 
 
 def _points(game, num, seed=0):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stackjax import examples, hjbi_residual
+from stackjax import examples
 from stackjax._game import Coefficients
 from stackjax._hamiltonian import hessian_products, pointwise_equilibrium, pre_hamiltonian
 from stackjax._operators import (
@@ -128,38 +128,6 @@ def test_sketched_operator_is_unbiased():
         assert np.all(np.abs(mean - target) <= 4.0 * stderr + 1e-12), name
         if name != "R11":  # a single sketch is genuinely random (not exact by accident)
             assert np.max(samples.std(axis=0)) > 1e-3
-
-
-@pytest.mark.parametrize("zero_sum", [False, True])
-def test_solver_residual_equals_reference_residual(zero_sum):
-    """The solver's residual (HVP operators) equals `hjbi_residual` (jax.hessian) at 1e-10."""
-    from stackjax._train import SolverConfig, _residual_at, make_train_step
-
-    game = examples.zero_sum_game() if zero_sum else examples.controlled_diffusion_game()
-    config = SolverConfig(correction=True)
-    init, _ = make_train_step(game, config)
-    state = init(jax.random.key(0))
-    leaves, treedef = jax.tree.flatten(state.params)
-    keys = jax.random.split(jax.random.key(1), len(leaves))
-    params = jax.tree.unflatten(
-        treedef,
-        [p + 0.3 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys, strict=True)],
-    )
-    from stackjax._train import _model
-
-    model = _model(game, config)
-
-    def value_fn(t, x):
-        return model.value(params, state.norm, game, t, x)
-
-    controlled = not zero_sum
-    reference = jax.jit(lambda t, x: hjbi_residual(value_fn, game, t, x))
-    for t, x in [(0.3, game.x0 + 0.5), (0.9, game.x0 - 1.0)]:
-        fast = _residual_at(config, controlled, params, state.norm, game, t, x)
-        ref = reference(jnp.asarray(t), x)
-        np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-10)
-        if zero_sum:
-            np.testing.assert_allclose(fast[1], -fast[0], rtol=1e-12)
 
 
 def test_principal_symbol_leader_diagonal_is_diffusion_form():

@@ -23,8 +23,8 @@ SCRIPT = textwrap.dedent(
     import jax
     import jax.numpy as jnp
     import stackjax as sj
-    from stackjax import _train
     from stackjax._sampling import sample_points
+    from stackjax._solver._gauss_newton import refine
 
     print("flags", os.environ.get("XLA_FLAGS", ""))
     game = sj.examples.cole_hopf_game(10)
@@ -32,12 +32,12 @@ SCRIPT = textwrap.dedent(
         num_steps=0, refine_steps=1, cg_iterations=2, refine_batch_size=512,
         dtype="float32", verbose=False, diagnostic_points=0,
     )
-    controlled = _train._detect_controlled(game, config)
-    init, _ = _train.make_train_step(game, config, controlled=controlled)
+    init, _ = sj.make_train_step(game, config)
     state = init(jax.random.key(1))
+    net = sj.network_value(game, config, state.params, state.norm)
     key = jax.random.key(7)
-    new, (before, after) = _train._refine(
-        game, state, key, config=config, controlled=controlled, num=1
+    new, (before, after) = refine(
+        game, state, key, config=config, controlled=net.controlled, num=1
     )
     # Independent evaluation on the same batch (iteration 0 draws from fold_in(key, 0)).
     k_pts, k_op = jax.random.split(jax.random.fold_in(key, 0))
@@ -47,7 +47,7 @@ SCRIPT = textwrap.dedent(
 
     @jax.jit
     def loss(params):
-        r, vec = init.residual_vector(params, state.norm, game, t, x, keys)
+        r, vec = net.replace(params=params).residual_vector(t, x, keys)
         return jnp.sum(vec**2) / r.size
 
     print("losses", float(before[0]), float(loss(state.params)), float(after[0]),

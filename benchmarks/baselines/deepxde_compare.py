@@ -431,6 +431,7 @@ def make_default_chunk(game, args, num_steps, steps):
         points_per_time=1,
     )  # fmt: skip
     init, train_step = sj.make_train_step(game, config)
+    model = sj.network_value(game, config, None, None).model  # the networks' description
 
     @jax.jit
     def chunk(state, key):
@@ -440,13 +441,7 @@ def make_default_chunk(game, args, num_steps, steps):
 
         return jax.lax.scan(body, state, None, length=steps)
 
-    return init, chunk, config
-
-
-def default_values(init, state, game_cast, t, x):
-    model = init.model
-    fn = jax.jit(jax.vmap(lambda ti, xi: model.value(state.params, state.norm, game_cast, ti, xi)))
-    return np.asarray(fn(t, x))
+    return init, chunk, config, model
 
 
 def rel_errors(values, ref_values) -> np.ndarray:
@@ -578,7 +573,7 @@ class Case:
 
 def sj_normalization(game, state_scale):
     """stackjax's value scales ``S_{k,i}`` (`estimate_normalization`, used by both sides)."""
-    from stackjax._networks import estimate_normalization
+    from stackjax._solver._networks import estimate_normalization
 
     return estimate_normalization(game, state_scale)
 
@@ -646,7 +641,9 @@ class MLPRunner:
 class DefaultRunner:
     def __init__(self, case, args, num_steps, chunk_steps):
         self.case = case
-        self.init, chunk, self.config = make_default_chunk(case.game, args, num_steps, chunk_steps)
+        self.init, chunk, self.config, self.sj_model = make_default_chunk(
+            case.game, args, num_steps, chunk_steps
+        )
         self.seed = args.seed
         self.state = self.init(jax.random.key(args.seed + 2))
         self.key = jax.random.key(args.seed + 3)
@@ -655,7 +652,7 @@ class DefaultRunner:
         self.compile_seconds = time.perf_counter() - tic
         self.chunk_steps = chunk_steps
         self.num_params = count_params(self.state.params)
-        c, model = case, self.init.model
+        c, model = case, self.sj_model
         self._values = jax.jit(
             jax.vmap(
                 lambda s, t, x: model.value(s.params, s.norm, c.game_c, t, x), in_axes=(None, 0, 0)

@@ -9,7 +9,7 @@ All examples are `LQGame`s with an exact Riccati reference (`riccati_reference`)
 - `zero_sum_game`: robust control against a disturbance (MATH.md §6).
 - `cross_term_game`: a follower cost cross term ``R12`` makes Stackelberg differ from Nash.
 
-`EXAMPLES` maps names to zero-argument constructors (used by the command line).
+`LQ_EXAMPLES` maps names to zero-argument constructors (used by the command line).
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from ._game import LQGame, make_lq_game
+from .._game import LQGame, make_lq_game
 
 __all__ = [
-    "EXAMPLES",
+    "LQ_EXAMPLES",
     "scalar_game",
     "random_game",
     "controlled_diffusion_game",
     "zero_sum_game",
     "cross_term_game",
-    "make_example",
 ]
 
 
@@ -217,7 +216,16 @@ def cross_term_game(lam=(0.2, 0.2), cross: float = 0.8) -> LQGame:
     )  # fmt: skip
 
 
-EXAMPLES = {
+LQ_EXAMPLES = {
+    "scalar": scalar_game,
+    "random": lambda: random_game(jax.random.key(0)),
+    "controlled-diffusion": controlled_diffusion_game,
+    "zero-sum": zero_sum_game,
+    "cross-term": cross_term_game,
+}
+
+
+LQ_EXAMPLES = {
     "scalar": scalar_game,
     "random": lambda: random_game(jax.random.key(0)),
     "controlled-diffusion": controlled_diffusion_game,
@@ -231,20 +239,3 @@ def make_example(name: str) -> LQGame:
     if name not in EXAMPLES:
         raise ValueError(f"Unknown example {name!r}; choose one of {sorted(EXAMPLES)}.")
     return EXAMPLES[name]()
-
-
-def cole_hopf_game(d: int = 10, lam=(0.2, 0.2)):
-    """Non-LQ game with an exact solution: soft-min (two-target) terminal costs, two regimes.
-
-    A `stackjax._cole_hopf.ColeHopfGame` (not an `LQGame`: no Riccati reference). Its exact
-    values and policies are ``game.exact_value(t, x) -> [2, m]``, ``game.exact_policy(t, x)``
-    and ``game.exact_solution()`` (for `evaluate`); derivation in `stackjax._cole_hopf`.
-    """
-    from ._cole_hopf import make_cole_hopf_game
-
-    return make_cole_hopf_game(d, lam=lam)
-
-
-EXAMPLES["cole-hopf"] = cole_hopf_game
-# Examples without a Riccati reference (the `riccati` command and Riccati-based checks skip them).
-NON_LQ_EXAMPLES = ("cole-hopf",)

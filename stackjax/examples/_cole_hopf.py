@@ -1,98 +1,10 @@
 r"""A non-LQ regime-switching Stackelberg game with an exact solution (Cole-Hopf transform).
 
-This module ships `ColeHopfGame`, a control-quadratic game (MATH.md §3.1, DESIGN.md §4) with
-non-quadratic, non-convex terminal costs, whose equilibrium values, policies and Hamiltonians are
-known in closed form. It is the non-LQ test case of the neural solver (`solve`).
-
-Model (state ``x = (x_a, x_b)``, ``x_a`` in R^{d_a}, ``x_b`` in R^{d_b}, ``d = d_a + d_b``)
--------------------------------------------------------------------------------------------
-Leader control ``u1`` in R^{d_a}; follower control ``u2 = (r, v)``, ``r`` in R^{d_a} (reaction),
-``v`` in R^{d_b}. In regime ``i`` (unit scales ``s_i`` for the leader, ``s'_i`` for the
-follower's ``v``), with isotropic uncontrolled noise of size ``sigma`` (``n = d`` columns
-``c^l = sigma e_l``, ``D = 0``):
-
-    dx_a = (-alpha x_a + s_i b_a u1 + s_i b_r r) dt + sigma dW_a,
-    dx_b = (-alpha x_b + s'_i v) dt + sigma dW_b,
-
-    leader   f_1 = s_i^2 rho_L |u1|^2 + s_i^2 q_r |r|^2 + c_{1,i},
-             psi_1 = Phi_a(x_a) + h |x_b - z_L|^2,
-    follower f_2 = rho_r |r - gamma u1|^2 + s'_i^2 rho_F |v|^2 + c_{2,i},
-             psi_2 = Phi_b(x_b),
-
-with the soft-min ("two targets") terminal costs
-``Phi(y) = -theta log sum_c w_c exp(-g |y - z_c|^2 / theta)`` (non-quadratic and non-convex;
-``theta`` is the Cole-Hopf constant of the player, below). The follower pays for deviating its
-reaction ``r`` from ``gamma u1`` (reaction ``Lambda = [gamma I; 0]``, MATH.md §4.1, so the game is
-genuinely Stackelberg: the leader pays for the reaction it induces and it pushes ``x_a``); the
-leader wants ``x_a`` in one of its wells and the follower's state ``x_b`` near ``z_L``; the
-follower steers ``x_b`` to its own wells.
-
-Equilibrium (MATH.md §4 with ``M c^l = sigma M e_l``, ``D = 0``)
--------------------------------------------------------------
-Ansatz (verified a posteriori): ``V_2`` does not depend on ``x_a`` and ``V_1`` depends on ``x_b``
-only through a term ``U`` below. Then (§3.2) ``rho^2_2 = (0, s'_i/2 grad_b V_2)`` and the
-follower's Gibbs reaction (§4.1) is ``Lambda = [gamma I; 0]``, ``kappa = (0, -grad_b V_2 /
-(2 s'_i rho_F))``, ``Sigma_2 = lambda_2/2 diag(rho_r^{-1} I, (s'_i^2 rho_F)^{-1} I)``. The leader
-(§4.2) faces ``Rbar = s_i^2 (rho_L + gamma^2 q_r) I`` and
-``rhobar = s_i (b_a + gamma b_r) grad_a V_1 / 2`` (the reaction adds ``gamma b_r`` to its
-drift and ``gamma^2 q_r`` to its cost), so
-``mu_1 = -(b_a + gamma b_r) grad_a V_1 / (2 s_i (rho_L + gamma^2 q_r))``, ``mu_2 = (gamma mu_1,
-kappa_v)``, ``Sigma_1 = lambda_1 / (2 s_i^2 rho_L) I`` (§4.2: the direct curvature). Substituting
-into §4.4 the optimized Hamiltonians are
-
-    H*_1 = -alpha x.grad V_1 + sigma^2/2 Lap V_1 - K_L/4 |grad_a V_1|^2
-           + (sigma^2 grad_b log phi_2).grad_b V_1 + e_{1,i},
-    H*_2 = -alpha x.grad V_2 + sigma^2/2 Lap V_2 - 1/(4 rho_F) |grad_b V_2|^2 + e_{2,i},
-
-with ``K_L = (b_a + gamma b_r)^2 / (rho_L + gamma^2 q_r)``, ``phi_2 = exp(-W_2 / theta_2)`` (below)
-and the constants (§4.4: own entropy, the other player's exploration)
-
-    e_{1,i} = c_{1,i} - lambda_1 d_a/2 log(pi lambda_1) + lambda_1 d_a/2 log(s_i^2 rho_L)
-              + lambda_2 d_a s_i^2 q_r / (2 rho_r),
-    e_{2,i} = c_{2,i} - lambda_2 d/2 log(pi lambda_2) + lambda_2/2 (d_a log rho_r
-              + d_b log(s'_i^2 rho_F)) + lambda_1 gamma^2 rho_r d_a / (2 s_i^2 rho_L).
-
-Nothing but the constants depends on the regime: ``s_i, s'_i`` rescale the controls (``B_i
-R_i^{-1} B_i^T`` is regime-independent), which changes the policies (means scale like ``1/s_i``,
-covariances like ``1/s_i^2``) and the entropy payments. This is forced: the regime coupling
-``sum_j Gamma_ij (V_j - V_i)`` of §5.1 is linear in ``V`` but not in ``exp(-V/theta)``, so the
-Cole-Hopf transform linearises the system only if ``V_{k,i} - V_{k,j}`` does not depend on ``x``.
-
-Solution of the system (§5.1)
------------------------------
-Write ``V_{k,i}(t, x) = W_k(t, x) + a_{k,i}(t)``. The constants give the linear ODE
-``-da_{k,i}/dt = e_{k,i} + sum_j Gamma_ij a_{k,j}``, ``a(T) = 0``, so
-``a_k(t) = int_0^{T-t} exp(Gamma u) du e_k`` (the top-right block of the exponential of
-``[[Gamma, e], [0, 0]] (T - t)``).
-
-*Cole-Hopf.* For ``H = ... + sigma^2/2 Lap W - K/4 |grad W|^2`` put ``W = -theta log phi``. Then
-``sigma^2/2 Lap W = -theta sigma^2 Lap phi / (2 phi) + theta sigma^2 |grad phi|^2 / (2 phi^2)`` and
-``-K/4 |grad W|^2 = -K theta^2 |grad phi|^2 / (4 phi^2)`` cancel iff ``theta = 2 sigma^2 / K``
-(control cost matched to the noise), leaving the backward Kolmogorov equation
-``d_t phi - alpha x.grad phi + sigma^2/2 Lap phi = 0`` of the *uncontrolled* Ornstein-Uhlenbeck
-process: ``phi(t, y) = E[exp(-Phi(Y_T) / theta) | Y_t = y]``, with
-``Y_T ~ N(e^{-alpha tau} y, v(tau) I)``, ``tau = T - t``, ``v = sigma^2 (1 - e^{-2 alpha tau}) /
-(2 alpha)``. For the soft-min ``exp(-Phi/theta) = sum_c w_c exp(-kappa |y - z_c|^2 / 2)``,
-``kappa = 2 g / theta``, a Gaussian mixture, so for a block of dimension ``p``
-
-    phi(t, y) = sum_c w_c (1 + v kappa)^{-p/2} exp(-kappa |e^{-alpha tau} y - z_c|^2
-                / (2 (1 + v kappa))),
-
-in closed form. Leader: ``W_1 = -theta_1 log phi_a(x_a) + U(x_b)`` with ``theta_1 = 2 sigma^2 /
-K_L``; follower: ``W_2 = -theta_2 log phi_b(x_b)``, ``theta_2 = 2 sigma^2 rho_F``.
-
-*The leader's view of the follower.* ``U`` solves the linear equation ``d_t U + (-alpha x_b +
-sigma^2 grad log phi_b).grad U + sigma^2/2 Lap U = 0``, ``U(T) = h |x_b - z_L|^2``: the follower's
-equilibrium dynamics is the Doob h-transform of the OU process by ``phi_b``, so
-``U = E[h |Y_T - z_L|^2 exp(-Phi_b(Y_T)/theta_2)] / phi_b``, the mean of a quadratic under the
-tilted Gaussian mixture: component ``c`` has posterior weight ``omega_c`` (its share of
-``phi_b``), mean ``(e^{-alpha tau} y + v kappa z_c) / (1 + v kappa)`` and variance
-``v / (1 + v kappa)`` per coordinate.
-
-Checks (tests/test_nonlq.py): the residual of the closed-form value (autodiff, `hjbi_residual`)
-is at round-off level and its Nash residual is not (Stackelberg != Nash), the closed-form
-policy equals the one `policy_from_values` computes from the value, and a Monte Carlo of the
-equilibrium play (`monte_carlo_cost`) reproduces ``V(0, x0)`` within 4 standard errors.
+`ColeHopfGame` is a control-quadratic game with non-quadratic, non-convex (soft-min) terminal
+costs whose equilibrium values, policies and Hamiltonians are known in closed form: the
+Cole-Hopf transform turns each player's HJB equation into the backward Kolmogorov equation of
+an Ornstein-Uhlenbeck process, solved in closed form for Gaussian-mixture terminal data. Model,
+derivation and checks: docs/cole_hopf.md (symbols there).
 
 Shape legend: d state, k1 = d_a leader control, k2 = d follower control, n = d noise columns,
 m regimes, C targets per player.
@@ -106,13 +18,14 @@ import numpy as np
 from flax import struct
 from jax.scipy.special import logsumexp, xlogy
 
-from ._game import Coefficients, default_float_dtype
-from ._gibbs import GaussianPolicy
+from .._gibbs import GaussianPolicy
+from .._protocol import Coefficients, GameBase, default_float_dtype
+from .._validation import check_generator, fail
 
 __all__ = ["ColeHopfGame", "ExactSolution", "make_cole_hopf_game"]
 
 
-class ColeHopfGame(struct.PyTreeNode):
+class ColeHopfGame(GameBase, struct.PyTreeNode):
     """Regime-switching Stackelberg game with soft-min terminal costs and an exact solution.
 
     Follows the `ControlQuadraticGame` protocol (use it with `hjbi_residual`, `simulate`,
@@ -408,7 +321,7 @@ class ExactSolution(struct.PyTreeNode):
 
 
 def _fail(name: str, problem: str, fix: str) -> None:
-    raise ValueError(f"make_cole_hopf_game: `{name}` {problem}. Fix: {fix}")
+    fail("make_cole_hopf_game", name, problem, fix)
 
 
 def _targets(direction: np.ndarray, positions) -> np.ndarray:
@@ -479,14 +392,8 @@ def make_cole_hopf_game(
     db = d - da
     dtype = default_float_dtype()
     Gamma = np.asarray(Gamma, float)
-    if Gamma.ndim != 2 or Gamma.shape[0] != Gamma.shape[1]:
-        _fail("Gamma", f"must be a square [m, m] generator, got shape {Gamma.shape}",
-              "pass an m x m matrix ([[0.0]] for one regime)")  # fmt: skip
+    check_generator(Gamma, "Gamma", "make_cole_hopf_game")
     m = Gamma.shape[0]
-    off = Gamma - np.diag(np.diag(Gamma))
-    if np.any(off < 0) or np.any(np.abs(Gamma.sum(axis=1)) > 1e-8 * max(1.0, np.abs(Gamma).max())):
-        _fail("Gamma", "must have off-diagonal rates >= 0 and rows summing to 0",
-              "set each diagonal entry to minus the sum of its row's rates")  # fmt: skip
     u_a, u_b = np.ones(da) / np.sqrt(da), np.ones(db) / np.sqrt(db)
     arrays = {
         "lam": np.asarray(lam, float),

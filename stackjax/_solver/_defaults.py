@@ -1,0 +1,156 @@
+"""Every game- and dimension-dependent default of the solver, in one table (`resolve_config`).
+
+The measurements behind each entry are in docs/performance.md ("Defaults").
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._config import SolverConfig
+
+__all__ = [
+    "cast_game",
+    "detect_controlled",
+    "float_dtype",
+    "head_vectors_per_time",
+    "is_concrete",
+    "refine_iterations",
+    "resolve_config",
+    "uses_correction",
+]
+
+#: From this state dimension on: Gauss-Newton only, the state-gradient rows, fewer time
+#: polynomials and smaller Gauss-Newton batches (column "d >= 20" of `resolve_config`).
+HIGH_DIMENSION = 20
+#: From this dimension on games without the MLP correction add the state-gradient rows and
+#: group states by time: one row per point leaves fewer than 4 equations per unknown.
+LQ_GRADIENT_ROWS_DIMENSION = 5
+#: From this dimension on the quadratic head is applied in factored form (when a sampled time
+#: carries at most d / 2 vectors): the per-time [2, d, d] arrays outgrow the caches.
+FACTORED_HEAD_DIMENSION = 150
+
+#: The table of `resolve_config`: field -> (d < 20 quadratic, d < 20 with MLP, d >= 20 quadratic,
+#: d >= 20 with MLP).
+DEFAULTS = {
+    "num_steps": (0, 2000, 0, 0),
+    "refine_steps": (20, 50, 30, 50),
+    "refine_batch_size": (512, 512, 256, 256),
+    "cg_iterations": (40, 40, 20, 20),
+    "time_basis": (8, 8, 3, 3),
+}
+#: States per sampled time with the state-gradient rows.
+GROUPED_POINTS_PER_TIME = 8
+
+
+def is_concrete(tree) -> bool:
+    """Whether no leaf of ``tree`` is a tracer."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
+def uses_correction(game, config: SolverConfig) -> bool:
+    """Whether the value networks carry the MLP correction (`SolverConfig.correction`)."""
+    if config.correction is not None:
+        return bool(config.correction)
+    return not bool(getattr(game, "quadratic_value", False))
+
+
+def detect_controlled(game, config: SolverConfig) -> bool:
+    """Whether the controls enter the diffusion (static; `SolverConfig.controlled_diffusion`)."""
+    if config.controlled_diffusion is not None:
+        return bool(config.controlled_diffusion)
+    flag = getattr(game, "has_controlled_diffusion", True)
+    return flag if isinstance(flag, bool) else True
+
+
+def float_dtype(game, config: SolverConfig):
+    """The solver's float dtype: ``config.dtype`` or the game's."""
+    if config.dtype is None:
+        return game.initial_state.dtype
+    if config.dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "SolverConfig.dtype='float64' needs jax.config.update('jax_enable_x64', True)."
+        )
+    return jnp.dtype(config.dtype)
+
+
+def cast_game(game, dtype):
+    """``game`` with its floating-point array leaves cast to ``dtype``."""
+
+    def cast(leaf):
+        if isinstance(leaf, jax.Array | np.ndarray) and jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf.astype(dtype)
+        return leaf
+
+    return jax.tree.map(cast, game)
+
+
+def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
+    """``config`` with every ``None`` field replaced by its value for ``game``.
+
+    ======================  ==========================  ===================================
+    field                   ``d < 20``                  ``d >= 20``
+    ======================  ==========================  ===================================
+    ``num_steps`` (Adam)    0 (2000 with MLP)           0 (Gauss-Newton only)
+    ``refine_steps``        20 (50 with MLP)            30 (50 with MLP)
+    ``refine_batch_size``   512                         256
+    ``cg_iterations``       40                          20
+    ``time_basis``          8                           3
+    ``gradient_weight``     1 from d = 5 (0 with MLP)   1
+    ``points_per_time``     8 with gradient rows        8 (1 with an on-policy/adaptive pool)
+    ``head_form``           ``"expanded"``              ``"factored"`` from d = 150 with at
+                                                        most ``d / 2`` vectors per time
+    ======================  ==========================  ===================================
+
+    "with MLP": the MLP correction (`uses_correction`: by default for games whose
+    ``quadratic_value`` flag is not set). `solve` and `make_train_step` resolve their config
+    first; ``Solution.config`` is the resolved one.
+    """
+    config = SolverConfig() if config is None else config
+    d = game.state_dim
+    high = d >= HIGH_DIMENSION
+    correction = uses_correction(game, config)
+    column = 2 * high + correction
+    changes = {}
+
+    def default(name, value):
+        if getattr(config, name) is None:
+            changes[name] = value
+
+    default("correction", correction)
+    for name, values in DEFAULTS.items():
+        default(name, values[column])
+    rows = high or (not correction and d >= LQ_GRADIENT_ROWS_DIMENSION)
+    default("gradient_weight", 1.0 if rows else 0.0)
+    batch = changes.get("refine_batch_size", config.refine_batch_size)
+    per = GROUPED_POINTS_PER_TIME * config.num_devices
+    group = (
+        rows and config.num_pool_points == 0 and config.batch_size % per == 0 and batch % per == 0
+    )
+    default("points_per_time", GROUPED_POINTS_PER_TIME if group else 1)
+    if config.head_form is None:
+        resolved = config.replace(**changes) if changes else config
+        vectors = head_vectors_per_time(game, resolved, detect_controlled(game, resolved))
+        factored = d >= FACTORED_HEAD_DIMENSION and 2 * vectors <= d
+        changes["head_form"] = "factored" if factored else "expanded"
+    return config.replace(**changes) if changes else config
+
+
+def head_vectors_per_time(game, config: SolverConfig, controlled: bool) -> int:
+    """Vectors the quadratic head's Hessian is applied to per sampled time (`head_form`).
+
+    ``points_per_time * (1 + r)``: each state ``z`` (the value's gradient) and its ``r``
+    diffusion directions (``n`` noise columns, or ``num_probes`` sketched ones with the
+    ``"hutchinson"`` operator; times ``1 + k1 + k2`` with a controlled diffusion).
+    """
+    r = config.num_probes if config.operator == "hutchinson" else game.noise_dim
+    if controlled:
+        r *= 1 + game.leader_dim + game.follower_dim
+    return int(config.points_per_time or 1) * (1 + int(r))
+
+
+def refine_iterations(game, config: SolverConfig) -> int:
+    """Gauss-Newton iterations `solve` runs for ``game`` (resolves ``refine_steps=None``)."""
+    return int(resolve_config(game, config).refine_steps)

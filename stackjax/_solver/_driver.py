@@ -1,0 +1,346 @@
+"""`solve`: the driver of the neural solver (Adam chunks, Gauss-Newton, checks, history).
+
+A short loop over the jitted pieces (`run_chunk`, `refine`): between chunks it prints
+progress, records the history, checkpoints and checks against the Riccati reference. With
+traced arguments (``jax.vmap`` over keys, ``jax.grad`` through the game) the same pieces run
+without printing, checkpointing or early stopping; the result code stays traced.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._checkpoint import has_checkpoint, restore_checkpoint, save_checkpoint
+from .._protocol import validate_game
+from .._sampling import resample_by_residual, sample_on_policy, sample_points
+from .._sharding import replicate
+from ._config import SolverConfig, TrainingDivergedWarning
+from ._defaults import (
+    cast_game,
+    detect_controlled,
+    float_dtype,
+    is_concrete,
+    refine_iterations,
+    resolve_config,
+)
+from ._gauss_newton import refine
+from ._loop import initial_status, run_chunk
+from ._solution import PLAYERS, Solution, _diagnostics, divergence_message
+from ._step import data_mesh, make_train_step
+from ._value import NetworkValue, value_model
+
+__all__ = ["solve"]
+
+
+@functools.partial(jax.jit, static_argnames=("config", "controlled", "num_points"))
+def _refresh_pool(config, controlled, params, norm, game, key, *, num_points):
+    """On-policy states under the current policies and residual-adaptive points."""
+    network = NetworkValue(
+        params=jax.lax.stop_gradient(params), norm=norm, game=game,
+        model=value_model(game, config), config=config, controlled=controlled,
+    )  # fmt: skip
+    n_on = int(round(num_points * config.on_policy_fraction / (
+        config.on_policy_fraction + config.adaptive_fraction)))  # fmt: skip
+    n_ad = num_points - n_on
+    k_on, k_cand, k_res, k_pick = jax.random.split(key, 4)
+    parts_t, parts_x = [], []
+    if n_on > 0:
+        t_on, x_on = sample_on_policy(k_on, game, network.policy, n_on)
+        parts_t.append(t_on)
+        parts_x.append(x_on)
+    if n_ad > 0:
+        t_c, x_c = sample_points(
+            k_cand, game, 4 * n_ad, scale=config.state_scale, distribution=config.sampler
+        )
+        r = jax.vmap(network.residual)(t_c, x_c, jax.random.split(k_res, t_c.shape[0]))
+        size = jnp.sqrt(jnp.sum(r**2, axis=(1, 2)))
+        t_a, x_a = resample_by_residual(k_pick, t_c, x_c, size, n_ad)
+        parts_t.append(t_a)
+        parts_x.append(x_a)
+    return jnp.concatenate(parts_t), jnp.concatenate(parts_x)
+
+
+def _reference_errors(solution: Solution, reference, key) -> dict:
+    from .._evaluate import evaluate
+
+    err = evaluate(solution, reference, key, num_points=1024)
+    return {
+        "value": np.asarray(err["value"]),
+        "mean": np.stack([np.asarray(err["mean_leader"]), np.asarray(err["mean_follower"])]),
+    }
+
+
+def solve(
+    game,
+    key: jax.Array,
+    config: SolverConfig | None = None,
+    *,
+    checkpoint_dir=None,
+    stop_at_step: int | None = None,
+) -> Solution:
+    """Trains value networks of both players in every regime on the HJB residuals (§5.3).
+
+    Runs ``config.num_steps`` steps of `make_train_step`'s ``train_step`` in jitted
+    ``lax.scan`` chunks of ``config.chunk_size`` (step ``s`` uses the key
+    ``fold_in(k_train, s)``, so the result does not depend on the chunking), prints progress
+    between chunks (steps/s, loss, worst residual term, and the relative errors against the
+    Riccati reference every ``config.reference_every`` chunks for LQ games), and records the
+    history. With ``checkpoint_dir`` the state is saved between chunks and an existing
+    checkpoint there is resumed (same key and settings required); ``stop_at_step`` stops early
+    (after checkpointing), as an interruption would.
+
+    On divergence (see the module docstring) training stops, the last good state is kept and a
+    `TrainingDivergedWarning` is issued; ``solution.diagnostics["diverged"]`` is set.
+
+    Pure when called with traced arguments: under ``jax.vmap`` over keys or ``jax.grad`` with
+    respect to the game's arrays the same chunks run without printing, checkpointing or early
+    stopping (a diverged run then simply keeps its last good state).
+
+    Args:
+      game: an `LQGame` or any `ControlQuadraticGame`.
+      key: PRNG key (consumed).
+      config: `SolverConfig` (defaults if ``None``).
+      checkpoint_dir: directory to checkpoint to and resume from (optional).
+      stop_at_step: stop once this many steps are done (optional).
+
+    Returns:
+      `Solution`.
+    """
+    config = resolve_config(game, config)
+    if is_concrete(game):  # the values may have changed since construction (`replace`)
+        validate_game(game)
+    dtype = float_dtype(game, config)
+    game = cast_game(game, dtype)
+    controlled = detect_controlled(game, config)
+    init, _ = make_train_step(game, config, controlled=controlled)
+    mesh = data_mesh(config)
+    concrete = is_concrete((game, key))
+    k_init, k_train, k_diag, k_ref, k_pool = jax.random.split(key, 5)
+    state = init(k_init)
+    status = initial_status(game.num_regimes, dtype)
+    m = game.num_regimes
+    history = {
+        "step": np.zeros((0,), np.int64),
+        "loss": np.zeros((0,), dtype),
+        "residual": np.zeros((0, 2, m), dtype),
+    }
+    chunks = []
+    settings = config._settings()
+    key_data = np.asarray(jax.random.key_data(key)) if concrete else None
+    if concrete and has_checkpoint(checkpoint_dir):
+        state, history = restore_checkpoint(
+            checkpoint_dir, state, key_data=key_data, settings=settings
+        )
+        if config.verbose:
+            print(f"[stackjax.solve] resumed from {checkpoint_dir} at step {int(state.step)}")
+    done = int(state.step) if concrete else 0
+    target = config.num_steps if stop_at_step is None else min(config.num_steps, stop_at_step)
+    state, game = replicate((state, game), mesh)
+    good = state
+    reference = None
+    if concrete and config.reference_every and getattr(game, "quadratic_value", False):
+        from .._riccati import riccati_reference
+
+        reference = riccati_reference(game, concept=config.concept)
+    errors = {"step": [], "seconds": [], "value": [], "mean": []}
+    clock = 0.0  # training seconds (compilation included, reference checks excluded)
+
+    def check(step):
+        solution = _make_solution(state, game, history, chunks, {}, status, config, controlled)
+        err = _reference_errors(solution, reference, k_ref)
+        errors["step"].append(step)
+        errors["seconds"].append(clock)
+        errors["value"].append(err["value"])
+        errors["mean"].append(err["mean"])
+
+    t_start = time.perf_counter()
+    chunk_index = 0
+    while done < target:
+        num = min(config.chunk_size, target - done)
+        tic = time.perf_counter()
+        if config.num_pool_points > 0:
+            pool_t, pool_x = _refresh_pool(
+                config, controlled, state.params, state.norm, game,
+                jax.random.fold_in(k_pool, done), num_points=config.pool_size,
+            )  # fmt: skip
+            state = state.replace(pool_t=pool_t, pool_x=pool_x)
+        # Always the full chunk length (one compilation); steps past `done + num` are skipped.
+        stop = jnp.asarray(done + num, jnp.int32)
+        state, good, status, metrics = run_chunk(
+            game, state, good, status, k_train, stop,
+            config=config, controlled=controlled, num=config.chunk_size,
+        )  # fmt: skip
+        metrics = jax.tree.map(lambda a, num=num: a[:num], metrics)
+        chunks.append(metrics)
+        done += num
+        chunk_index += 1
+        if not concrete:
+            continue
+        loss = np.asarray(metrics["loss"])
+        elapsed = time.perf_counter() - tic
+        clock += elapsed
+        if bool(status.diverged):
+            first_bad = int(status.step)
+            keep = max(first_bad - (done - num), 0)
+            chunks[-1] = jax.tree.map(lambda a, keep=keep: a[:keep], metrics)
+            break
+        if reference is not None and chunk_index % config.reference_every == 0:
+            check(done)
+        if config.verbose:
+            terms = np.asarray(metrics["residual"][-1])
+            worst = np.unravel_index(np.argmax(terms), terms.shape)
+            line = (
+                f"[stackjax.solve] step {done}/{config.num_steps}  loss {loss[-1]:.3e}  "
+                f"(worst: {PLAYERS[worst[0]]} regime {worst[1]} {terms[worst]:.2e})  "
+                f"{num / elapsed:.0f} steps/s{' incl. compilation' if chunk_index == 1 else ''}"
+            )
+            if errors["step"] and errors["step"][-1] == done:
+                line += (
+                    f"  | max rel. error: value {np.max(errors['value'][-1]):.2e}, "
+                    f"policy mean {np.max(errors['mean'][-1]):.2e}"
+                )
+            print(line, flush=True)
+        if checkpoint_dir is not None and (
+            chunk_index % config.checkpoint_every == 0 or done >= target
+        ):
+            hist = _concat_history(history, chunks)
+            save_checkpoint(checkpoint_dir, state, hist, key_data=key_data, settings=settings)
+    # Gauss-Newton refinement once all Adam steps are done (not after an interruption).
+    refine_losses = [np.asarray(history.get("refine_loss", np.zeros((0,), dtype)))]
+    done_refine = int(state.refine_step) if concrete else 0
+    refine_total = refine_iterations(game, config)
+    stopped = concrete and bool(status.diverged)
+    if not stopped and done >= config.num_steps and done_refine < refine_total:
+        if stop_at_step is None or stop_at_step > config.num_steps:
+            tic = time.perf_counter()
+            # With reference checks: one iteration per call (iteration j uses fold_in(key, j),
+            # so the result does not depend on this), each followed by a check.
+            pieces = (
+                [1] * (refine_total - done_refine)
+                if reference is not None
+                else [refine_total - done_refine]
+            )
+            k_refine = jax.random.fold_in(k_train, config.num_steps + 1)
+            for piece in pieces:
+                tic_piece = time.perf_counter()
+                start = state.refine_step
+                state, (before, after) = refine(
+                    game, state, k_refine, config=config, controlled=controlled, num=piece
+                )
+                status = _gauss_newton_status(status, before, start)
+                refine_losses.append(after)
+                if reference is not None:
+                    jax.block_until_ready(after)
+                    clock += time.perf_counter() - tic_piece
+                    check(done + int(state.refine_step))
+            if concrete:
+                after = np.concatenate([np.asarray(a) for a in refine_losses[1:]])
+                if config.verbose:
+                    print(
+                        f"[stackjax.solve] Gauss-Newton refinement: {after.size} iterations, "
+                        f"loss {after[0]:.3e} -> {after[-1]:.3e} "
+                        f"({time.perf_counter() - tic:.1f} s incl. compilation)",
+                        flush=True,
+                    )
+                if checkpoint_dir is not None:
+                    hist = _concat_history(history, chunks)
+                    hist["refine_loss"] = np.concatenate(refine_losses)
+                    save_checkpoint(
+                        checkpoint_dir, state, hist, key_data=key_data, settings=settings
+                    )
+    train_seconds = time.perf_counter() - t_start
+    full_history = _concat_history(history, chunks)
+    full_history["refine_loss"] = (
+        np.concatenate(refine_losses) if concrete else jnp.concatenate(refine_losses)
+    )
+    if errors["step"]:
+        full_history["error_step"] = np.asarray(errors["step"])
+        full_history["error_seconds"] = np.asarray(errors["seconds"])
+        full_history["value_error"] = np.stack(errors["value"])
+        full_history["mean_error"] = np.stack(errors["mean"])
+    else:
+        full_history["error_step"] = np.zeros((0,), np.int64)
+        full_history["error_seconds"] = np.zeros((0,))
+        full_history["value_error"] = np.zeros((0, 2, m))
+        full_history["mean_error"] = np.zeros((0, 2, m))
+    diagnostics = {}
+    if config.diagnostic_points > 0:
+        network = NetworkValue(
+            params=state.params, norm=state.norm, game=game, model=value_model(game, config),
+            config=config, controlled=controlled,
+        )  # fmt: skip
+        diagnostics = dict(_diagnostics(network, k_diag, num_points=config.diagnostic_points))
+    diagnostics["diverged"] = status.diverged
+    diagnostics["train_seconds"] = train_seconds
+    if concrete:
+        message = divergence_message(status, config)
+        if message:
+            warnings.warn(message, TrainingDivergedWarning, stacklevel=2)
+        _warn_parabolicity(game, controlled, diagnostics)
+    return _make_solution(state, game, full_history, [], diagnostics, status, config, controlled)
+
+
+def _gauss_newton_status(status, before, start):
+    """Sets result code 4 when a Gauss-Newton iteration starts from a non-finite loss (its
+    steps are all rejected, so the parameters stay those of the last finite state)."""
+    bad = ~jnp.isfinite(before)
+    now = jnp.any(bad) & (status.code == 0)
+    first = start + jnp.argmax(bad).astype(start.dtype)
+    return status.replace(
+        code=jnp.where(now, 4, status.code).astype(status.code.dtype),
+        step=jnp.where(now, first, status.step),
+        loss=jnp.where(now, before[jnp.argmax(bad)], status.loss),
+    )
+
+
+def _warn_parabolicity(game, controlled, diagnostics) -> None:
+    if game.zero_sum or not controlled or "parabolicity_negative_fraction" not in diagnostics:
+        return
+    fraction = np.asarray(diagnostics["parabolicity_negative_fraction"])
+    if np.any(fraction > 0):
+        worst = np.asarray(diagnostics["parabolicity_min"])
+        warnings.warn(
+            "The coupled HJB system is not parabolic at part of the sample points (docs/math.md "
+            f"§5.4): negative margin at fractions {np.round(fraction, 3).tolist()} of the points "
+            f"per regime (min {np.round(worst, 4).tolist()}). There a small residual does not "
+            "imply a small error. Fix: sample where the margin is positive (smaller "
+            "state_scale) or add uncontrolled noise to the game.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _concat_history(history: dict, chunks: list) -> dict:
+    out = {k: v for k, v in history.items()}
+    if chunks:
+        loss = jnp.concatenate([c["loss"] for c in chunks], axis=-1)
+        residual = jnp.concatenate([c["residual"] for c in chunks], axis=-3)
+        if is_concrete((loss, residual)):
+            loss, residual = np.asarray(loss), np.asarray(residual)
+            start = len(history["loss"])
+            out["loss"] = np.concatenate([history["loss"], loss])
+            out["residual"] = np.concatenate([history["residual"], residual])
+            out["step"] = np.arange(start + loss.shape[-1], dtype=np.int64)
+        else:
+            out["loss"], out["residual"] = loss, residual
+            out["step"] = jnp.arange(loss.shape[-1])
+    return out
+
+
+def _make_solution(state, game, history, chunks, diagnostics, status, config, controlled):
+    hist = _concat_history(history, chunks) if chunks else dict(history)
+    return Solution(
+        state=state,
+        game=game,
+        history=hist,
+        diagnostics=diagnostics,
+        status=status,
+        config=config,
+        controlled=controlled,
+    )

@@ -1,0 +1,171 @@
+"""The training state, the collocation batch and the Adam training step.
+
+Loss: the normalised residuals ``R_{k,i} T / S_{k,i}`` (`NetworkValue.residual_vector`),
+squared and averaged over points, players and regimes (plus the weighted state-gradient rows).
+The terminal condition is exact by construction (`_networks`), so there is no terminal term.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from .._sampling import sample_points
+from .._sharding import make_data_mesh, shard_points
+from ._config import SolverConfig
+from ._defaults import cast_game, detect_controlled, float_dtype, resolve_config
+from ._networks import Normalization, estimate_normalization
+from ._value import NetworkValue, value_model
+
+__all__ = ["TrainState", "make_train_step", "sample_batch"]
+
+
+class TrainState(struct.PyTreeNode):
+    """Resumable training state.
+
+    Attributes:
+      params: network parameters (leading ``[m]`` axis on every leaf).
+      opt_state: optax state.
+      step: [] int32 number of Adam steps taken.
+      refine_step: [] int32 number of Gauss-Newton iterations taken.
+      damping: [] Levenberg-Marquardt damping of the refinement.
+      norm: `Normalization` of the networks (fixed at initialisation).
+      pool_t: [P] times of the on-policy / adaptive pool (``P = 0`` when unused).
+      pool_x: [P, d] states of the pool.
+    """
+
+    params: dict
+    opt_state: optax.OptState
+    step: jax.Array
+    refine_step: jax.Array
+    damping: jax.Array
+    norm: Normalization
+    pool_t: jax.Array
+    pool_x: jax.Array
+
+
+def learning_rate(config: SolverConfig, state_dim: int) -> float:
+    """Peak Adam learning rate (`SolverConfig.learning_rate`, or its default)."""
+    if config.learning_rate is not None:
+        return float(config.learning_rate)
+    basis = (state_dim + 1) * (state_dim + 2) / 2
+    return 1e-2 * float(np.sqrt(3.0 / basis))
+
+
+def _optimizer(config: SolverConfig, state_dim: int) -> optax.GradientTransformation:
+    lr = learning_rate(config, state_dim)
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0 if config.warmup_steps > 0 else lr,
+        peak_value=lr,
+        warmup_steps=config.warmup_steps,
+        decay_steps=max(config.num_steps, config.warmup_steps + 1),
+        end_value=min(config.final_learning_rate, lr),
+    )
+    # eps_root > 0 keeps d sqrt(v) finite at v = 0, so jax.grad can pass through training.
+    adam = optax.adam(schedule, eps_root=1e-20)
+    if config.grad_clip is None:
+        return adam
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip), adam)
+
+
+def sample_batch(game, config: SolverConfig, point_key, operator_key, num: int, mesh=None):
+    """``num`` collocation points grouped by time: ``(t [G], x [G, P, d], keys [G, P])``.
+
+    ``G = num / P`` times, each shared by ``P = config.points_per_time`` states, drawn from
+    ``point_key`` (the operator keys from ``operator_key``), sharded over the ``"data"`` mesh
+    along ``G`` when ``mesh`` is given.
+    """
+    t, x = sample_points(
+        point_key, game, num, scale=config.state_scale, distribution=config.sampler
+    )
+    per = int(config.points_per_time)
+    t, x = t[: num // per], x.reshape(num // per, per, -1)
+    keys = jax.random.split(operator_key, num).reshape(num // per, per)
+    return shard_points((t, x, keys), mesh)
+
+
+def data_mesh(config: SolverConfig):
+    """The ``"data"`` mesh of ``config.num_devices`` devices (``None`` for one device)."""
+    return make_data_mesh(config.num_devices) if config.num_devices > 1 else None
+
+
+def make_train_step(game, config: SolverConfig | None = None, *, controlled: bool | None = None):
+    """Builds ``(init, train_step)`` for ``game``.
+
+    ``init(key) -> TrainState`` (key consumed). ``train_step(state, key, game=None) -> (state,
+    metrics)`` is pure and unjitted: it samples a batch from ``key`` (consumed), evaluates the
+    normalised residuals of both players in every regime, and applies one optax update.
+    ``game`` defaults to the one given here; passing a game with other values (same shapes and
+    flags) reuses the compiled step. Metrics: ``loss []`` and ``residual [2, m]`` (mean
+    squared normalised residual of each player and regime).
+
+    Args:
+      game: an `LQGame` or any `ControlQuadraticGame`.
+      config: `SolverConfig` (default settings if ``None``).
+      controlled: whether the diffusion is controlled (static); default from the game/config.
+    """
+    config = resolve_config(game, config)
+    dtype = float_dtype(game, config)
+    game = cast_game(game, dtype)
+    controlled = detect_controlled(game, config) if controlled is None else controlled
+    model = value_model(game, config)
+    optimizer = _optimizer(config, game.state_dim)
+    mesh = data_mesh(config)
+    num_pool = config.num_pool_points
+
+    def init(key: jax.Array) -> TrainState:
+        params = model.init(key, dtype)
+        norm = estimate_normalization(game, config.state_scale)
+        pool_size = config.pool_size if num_pool > 0 else 0
+        pool_t, pool_x = sample_points(
+            jax.random.fold_in(key, 1), game, pool_size,
+            scale=config.state_scale, distribution=config.sampler,
+        )  # fmt: skip
+        return TrainState(
+            params=params,
+            opt_state=optimizer.init(params),
+            step=jnp.zeros((), jnp.int32),
+            refine_step=jnp.zeros((), jnp.int32),
+            damping=jnp.asarray(1e-3, dtype),
+            norm=norm,
+            pool_t=pool_t,
+            pool_x=pool_x,
+        )
+
+    def network(params, norm, g) -> NetworkValue:
+        return NetworkValue(
+            params=params, norm=norm, game=g, model=model, config=config, controlled=controlled
+        )
+
+    def train_step(state: TrainState, key: jax.Array, game_values=None):
+        g = game if game_values is None else cast_game(game_values, dtype)
+        k_sample, k_pool, k_op = jax.random.split(key, 3)
+        if config.points_per_time > 1:  # (no pool then, see `points_per_time`)
+            t, x, keys = sample_batch(g, config, k_sample, k_op, config.batch_size, mesh)
+        else:
+            t, x = sample_points(
+                k_sample, g, config.batch_size, scale=config.state_scale,
+                distribution=config.sampler,
+            )  # fmt: skip
+            if num_pool > 0:
+                idx = jax.random.randint(k_pool, (num_pool,), 0, state.pool_t.shape[0])
+                t = t.at[:num_pool].set(state.pool_t[idx])
+                x = x.at[:num_pool].set(state.pool_x[idx])
+            keys = jax.random.split(k_op, config.batch_size)
+            t, x, keys = shard_points((t, x, keys), mesh)
+
+        def loss_fn(params):
+            r, vec = network(params, state.norm, g).residual_vector(t, x, keys)
+            terms = jnp.mean(r**2, axis=0)  # [2, m]
+            return jnp.sum(vec**2) / r.size, terms
+
+        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new = state.replace(params=params, opt_state=opt_state, step=state.step + 1)
+        return new, {"loss": loss, "residual": terms}
+
+    return init, train_step

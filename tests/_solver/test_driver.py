@@ -1,0 +1,137 @@
+"""`solve` against the Riccati reference, under vmap and grad, sharded, resumed, with pools.
+
+Small configurations (d = 2, m = 2) keep CI fast.
+"""
+
+import warnings
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stackjax import (
+    SolverConfig,
+    TrainingDivergedWarning,
+    evaluate,
+    examples,
+    riccati_reference,
+    solve,
+)
+
+# float32 training (the library default without x64); errors are measured in float64.
+ACCURACY = SolverConfig(
+    num_steps=1000, chunk_size=500, batch_size=256, refine_steps=4, refine_batch_size=256,
+    cg_iterations=30, dtype="float32", verbose=False, diagnostic_points=64,
+)  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, concept",
+    [("cross_term", "stackelberg"), ("cross_term", "nash"), ("zero_sum", "stackelberg")],
+)
+def test_trained_solution_matches_riccati(name, concept):
+    game = {"cross_term": examples.cross_term_game, "zero_sum": examples.zero_sum_game}[name]()
+    solution = solve(game, jax.random.key(0), ACCURACY.replace(concept=concept))
+    reference = riccati_reference(game, concept=concept)
+    err = evaluate(solution, reference, jax.random.key(1), num_points=2048)
+    assert not solution.diverged
+    assert np.all(np.asarray(err["value"]) <= 2e-2), err["value"]
+    assert np.all(np.asarray(err["mean_leader"]) <= 2e-2), err["mean_leader"]
+    assert np.all(np.asarray(err["mean_follower"]) <= 2e-2), err["mean_follower"]
+    # Pointwise at (0, x0) the reference can be small (0.3 for the Nash follower): absolute check.
+    v0, v0_ref = solution.value(0.0, game.x0), reference.value(0.0, game.x0)
+    assert np.all(np.abs(v0 - v0_ref) <= 2e-2 * np.max(np.abs(v0_ref))), (v0, v0_ref)
+    # Zero-sum: V_2 = -V_1 exactly; general sum with uncontrolled noise: margin >= 0 (§5.4).
+    v = solution.value(0.5, game.x0)
+    if game.zero_sum:
+        np.testing.assert_array_equal(v[1], -v[0])
+    assert np.all(np.asarray(solution.diagnostics["parabolicity_min"]) >= 0)
+    assert solution.history["loss"].shape == (ACCURACY.num_steps,)
+    assert solution.history["loss"][-1] < 1e-2 * solution.history["loss"][0]
+
+
+def test_solve_under_vmap_matches_loop_and_grad_is_finite(tiny):
+    game = examples.cross_term_game()
+    config = tiny.replace(num_steps=6, chunk_size=6)
+    keys = jax.random.split(jax.random.key(0), 2)
+    batched = jax.vmap(lambda k: solve(game, k, config))(keys)
+    for i in [1]:
+        single = solve(game, keys[i], config)
+        np.testing.assert_allclose(batched.history["loss"][i], single.history["loss"], rtol=1e-9)
+        np.testing.assert_allclose(
+            jax.tree.map(lambda a, i=i: a[i], batched).value(0.3, game.x0),
+            single.value(0.3, game.x0),
+            rtol=1e-9,
+        )
+
+    def value_at_x0(lam):
+        return solve(game.replace(lam=lam), keys[0], config).value(0.0, game.x0)[0, 0]
+
+    grad = jax.grad(value_at_x0)(game.lam)
+    assert grad.shape == (2,) and np.all(np.isfinite(grad)) and np.any(grad != 0)
+
+
+def test_grad_through_refinement_matches_finite_differences(tiny):
+    """``jax.grad`` through Adam steps and Gauss-Newton refinement (unrolled CG) equals central
+    finite differences of the whole `solve` (float64)."""
+    game = examples.cross_term_game()
+    config = tiny.replace(
+        num_steps=6, chunk_size=6, refine_steps=2, refine_batch_size=16, cg_iterations=3
+    )
+
+    def value_at_x0(lam):
+        return solve(game.replace(lam=lam), jax.random.key(0), config).value(0.0, game.x0)[0, 0]
+
+    lam = jnp.asarray(game.lam)
+    grad = jax.grad(value_at_x0)(lam)
+    eps = 1e-5  # one component keeps the test cheap (two extra forward solves)
+    fd = (value_at_x0(lam.at[1].add(eps)) - value_at_x0(lam.at[1].add(-eps))) / (2 * eps)
+    assert np.all(np.isfinite(grad)) and abs(float(fd)) > 1e-3
+    np.testing.assert_allclose(grad[1], fd, rtol=1e-5)
+
+
+def test_sharded_and_unsharded_losses_agree(tiny):
+    assert jax.device_count() >= 8, "conftest forces 8 CPU devices"
+    game = examples.cross_term_game()
+    config = tiny.replace(batch_size=64, dtype="float32", num_steps=10, chunk_size=10)
+    single = solve(game, jax.random.key(0), config)
+    sharded = solve(game, jax.random.key(0), config.replace(num_devices=8))
+    np.testing.assert_allclose(sharded.history["loss"], single.history["loss"], rtol=2e-5)
+    chex.assert_trees_all_close(sharded.state.params, single.state.params, rtol=1e-4, atol=1e-6)
+
+
+def test_resume_gives_the_same_parameters(tiny, tmp_path):
+    game = examples.controlled_diffusion_game()
+    config = tiny.replace(refine_steps=2, refine_batch_size=16, cg_iterations=3)
+    one_run = solve(game, jax.random.key(0), config)
+    first = solve(game, jax.random.key(0), config, checkpoint_dir=tmp_path, stop_at_step=10)
+    assert int(first.state.step) == 10 and int(first.state.refine_step) == 0
+    resumed = solve(game, jax.random.key(0), config, checkpoint_dir=tmp_path)
+    assert int(resumed.state.step) == 20 and int(resumed.state.refine_step) == 2
+    chex.assert_trees_all_close(resumed.state.params, one_run.state.params, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(resumed.history["loss"], one_run.history["loss"], rtol=1e-12)
+    np.testing.assert_allclose(
+        resumed.history["refine_loss"], one_run.history["refine_loss"], rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="another key"):
+        solve(game, jax.random.key(1), config, checkpoint_dir=tmp_path)
+
+
+def test_on_policy_fraction_runs_and_solution_policy_simulates(tiny):
+    """On-policy + adaptive pools in training; the solution's policy plugs into the simulator."""
+    from stackjax import monte_carlo_cost
+
+    game = examples.cross_term_game()
+    config = tiny.replace(on_policy_fraction=0.25, adaptive_fraction=0.25, pool_size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingDivergedWarning)
+        solution = solve(game, jax.random.key(0), config)
+    assert solution.state.pool_x.shape == (32, game.state_dim)
+    chex.assert_tree_all_finite(solution.state.pool_x)
+    mean, stderr = monte_carlo_cost(
+        game, solution.policy, jax.random.key(1), num_paths=16, num_steps=8
+    )
+    assert mean.shape == (2,) and np.all(np.isfinite(mean)) and np.all(stderr > 0)

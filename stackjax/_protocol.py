@@ -217,7 +217,7 @@ def validate_protocol_game(game, where: str | None = None) -> None:
         arr = np.asarray(lam)
         if not np.all(np.isfinite(arr)) or np.any(arr < 0):
             fail(where, "temperatures", f"must be finite and >= 0, got {arr}",
-                 "use temperatures >= 0 (0: the classical game with deterministic policies)")  # fmt: skip
+                 "use temperatures >= 0 (0 is the classical game)")  # fmt: skip
     x0 = jnp.asarray(game.initial_state)
     if x0.ndim != 1 or x0.shape[0] < 1:
         fail(where, "initial_state", f"must have shape [d] with d >= 1, got {x0.shape}",
@@ -336,8 +336,12 @@ def make_game(
         if not callable(fn):
             fail("make_game", name, f"must be a function (x, regime) -> ..., got "
                  f"{type(fn).__name__}", "pass a function", error=TypeError)  # fmt: skip
-    for name, flag in (("zero_sum", zero_sum), ("has_controlled_diffusion",
-                       has_controlled_diffusion), ("quadratic_value", quadratic_value)):  # fmt: skip
+    flags = {
+        "zero_sum": zero_sum,
+        "has_controlled_diffusion": has_controlled_diffusion,
+        "quadratic_value": quadratic_value,
+    }
+    for name, flag in flags.items():
         if not isinstance(flag, bool | np.bool_):
             fail("make_game", name, f"must be a bool, got {type(flag).__name__} {flag!r}",
                  f"pass {name}=True or False", error=TypeError)  # fmt: skip

@@ -151,4 +151,4 @@ def check_generator(generator, name: str = "generator", where: str = "") -> None
     tol = max(1e-8, 64 * float(np.finfo(dtype).eps))
     if np.any(np.abs(rows) > tol * scale):
         fail(where, name, f"rows must sum to 0, got row sums {rows}",
-             "set each diagonal entry to minus the sum of the off-diagonal rates in its row")  # fmt: skip
+             "set each diagonal entry to minus its row's off-diagonal sum")  # fmt: skip

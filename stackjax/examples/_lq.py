@@ -223,19 +223,3 @@ LQ_EXAMPLES = {
     "zero-sum": zero_sum_game,
     "cross-term": cross_term_game,
 }
-
-
-LQ_EXAMPLES = {
-    "scalar": scalar_game,
-    "random": lambda: random_game(jax.random.key(0)),
-    "controlled-diffusion": controlled_diffusion_game,
-    "zero-sum": zero_sum_game,
-    "cross-term": cross_term_game,
-}
-
-
-def make_example(name: str) -> LQGame:
-    """The example called ``name`` (one of `EXAMPLES`)."""
-    if name not in EXAMPLES:
-        raise ValueError(f"Unknown example {name!r}; choose one of {sorted(EXAMPLES)}.")
-    return EXAMPLES[name]()

@@ -1,13 +1,13 @@
 """Neural solver accuracy and time to accuracy (issues 3 and 4).
 
-(a) Issue 3's table: for each game, ``stackjax.solve`` with the default `SolverConfig` in
-float32, then `stackjax.evaluate` (MATH.md §9.2: relative L2 errors on ``t ~ U[0, T]``,
+(a) The accuracy table: for each game, ``stackjax.solve`` with the default `SolverConfig` in
+float32, then `stackjax.evaluate` (docs/math.md §9.2: relative L2 errors on ``t ~ U[0, T]``,
 ``x ~ N(x0, I)``, 2048 points) against the exact float64 reference (`riccati_reference`; the
 closed form of `examples.cole_hopf_game` for the non-LQ row, skipped if that example is
 absent). Reported: worst value error and worst policy-mean error over players and regimes, wall
 time of the ``solve`` call (compilation included), the issue's targets and whether they are met.
 
-(b) Issue 4's extension: time to reach a worst relative value error of 1e-2 and 5e-3 for
+(b) Time to accuracy: time to reach a worst relative value error of 1e-2 and 5e-3 for
 random games (`examples.random_game`, key 0) with d in {1, 10, 50, 100} and m in {1, 3}.
 ``solve`` runs with ``reference_every=1`` (a check after every chunk of ``chunk_size = 100``
 Adam steps and after every Gauss-Newton iteration); ``history["error_seconds"]`` is the
@@ -64,7 +64,7 @@ def _random(d: int, m: int):
 
 
 def table_cases(quick: bool) -> list[tuple[str, object, float | None, float | None, int]]:
-    """(name, game constructor, value target, policy-mean target, d) of issue 3's table."""
+    """(name, game constructor, value target, policy-mean target, d) of the accuracy table."""
     if quick:
         return [("scalar", lambda: examples.make_example("scalar"), 1e-3, 5e-3, 1)]
     cases = [
@@ -192,7 +192,7 @@ def _fmt(x, spec=".2e"):
 
 def print_tables(table_rows, scaling_rows) -> None:
     if table_rows:
-        print("\n(a) issue 3 table: default SolverConfig, float32; worst over players/regimes")
+        print("\n(a) accuracy table: default SolverConfig, float32; worst over players/regimes")
         print(
             format_table(
                 ["game", "d", "m", "V err", "mean err", "time [s]", "target V/mean", "met"],
@@ -257,7 +257,7 @@ def plot(scaling_rows, table_rows, path: Path) -> None:
         ax.bar(x + 0.2, [r["mean_error"] for r in table_rows], 0.4, label="policy mean")
         ax.set_yscale("log")
         ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
-        ax.set_title("issue 3 table: worst errors (default config)")
+        ax.set_title("accuracy table: worst errors (default config)")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

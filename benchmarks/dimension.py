@@ -472,7 +472,7 @@ def plot(records, path):
 
 
 def goals(records):
-    """Lines of the three goals of issue 4 item 1 with the measured values."""
+    """Lines of the three dimension goals with the measured values."""
     ok = {(r["d"], r["m"], r["n"], r["batch"], r.get("network"), r["mode"]): r
           for r in records if "step_s" in r and r.get("kind") != "gauss_newton"}  # fmt: skip
     lines = []

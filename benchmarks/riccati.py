@@ -1,6 +1,6 @@
 """Riccati reference: stackjax (diffrax Dopri8, jitted) vs scipy ``solve_ivp`` (DOP853).
 
-Solves the coupled regime-switching Riccati system of MATH.md §7.3 for random games
+Solves the coupled regime-switching Riccati system of docs/math.md §7.3 for random games
 (`stackjax.examples.random_game`, noise dimension n = d, leader/follower controls 2 + 2) with
 d in {10, 50, 100} and m in {2, 4}, float64, rtol = atol = 1e-12, backward from T to 0.
 
@@ -9,7 +9,7 @@ Methods (run interleaved for each (d, m), medians reported):
 * ``stackjax``: ``sj.riccati_reference(game, num_times=2)`` (output only at t = 0 and t = T, so
   output storage does not count). Compile time = first call - median warm call.
 * ``scipy-numpy``: ``solve_ivp(method="DOP853")`` on the flattened state with the right-hand
-  side written in plain numpy (an independent transcription of MATH.md §7.1-7.3, written
+  side written in plain numpy (an independent transcription of docs/math.md §7.1-7.3, written
   with BLAS matrix products; also a cross-check of the values).
 * ``scipy-jaxrhs``: the same ``solve_ivp`` calling stackjax's jitted ``riccati_rhs`` (host
   round trip numpy -> jax -> numpy on every evaluation).
@@ -75,7 +75,7 @@ AGREEMENT_TOL = 1e-8
 
 
 # ---------------------------------------------------------------------------------------------
-# Plain-numpy right-hand side (independent transcription of MATH.md §7.1-7.3).
+# Plain-numpy right-hand side (independent transcription of docs/math.md §7.1-7.3).
 # ---------------------------------------------------------------------------------------------
 
 

@@ -1,9 +1,11 @@
-"""Errors of a candidate solution against a reference (MATH.md §9.2-9.3)."""
+"""Errors of a candidate solution against a reference (docs/math.md §9.2-9.3)."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+from ._validation import as_key
 
 __all__ = ["evaluate", "sample_evaluation_points"]
 
@@ -39,6 +41,9 @@ def evaluate(candidate, reference, key, *, num_points: int = 2048, scale: float 
       (Frobenius norm; absolute when the reference covariance is zero), ``value_at_x0 [2, m]``
       (pointwise relative error at ``(0, x0)``), ``num_points`` and ``scale``.
     """
+    key = as_key(key)
+    if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 1:
+        raise ValueError(f"`num_points` must be an int >= 1, got {num_points!r}.")
     game = reference.game
     t, x = sample_evaluation_points(key, game, int(num_points), scale)
 

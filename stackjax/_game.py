@@ -1,6 +1,6 @@
 """Game definitions: the control-quadratic protocol and the linear-quadratic game `LQGame`.
 
-MATH.md §1 (model) and §3.1 (the control-quadratic class). Every solver in stackjax only needs
+docs/math.md §1 (model) and §3.1 (the control-quadratic class). Every solver in stackjax only needs
 the pointwise coefficients of a game at one state and one regime (`Coefficients`); `LQGame`
 provides them for the linear-quadratic model, and any user pytree with the same methods (see
 `ControlQuadraticGame`) can be passed to `hjbi_residual`, `simulate` and the neural solver.
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-# Symbols of MATH.md and their shapes, in terms of the dimension letters.
+# Symbols of docs/math.md and their shapes, in terms of the dimension letters.
 _MODEL_SHAPES: dict[str, tuple[str, ...]] = {
     "A": ("m", "d", "d"),
     "B1": ("m", "d", "k1"),
@@ -61,11 +61,11 @@ SYMBOLS = ("T", "Gamma", *_MODEL_SHAPES, *_COST_SHAPES, "lam", "x0")
 
 
 class LQGame(struct.PyTreeNode):
-    """Entropy-regularized LQ Stackelberg game with Markov regime switching (MATH.md §1-2).
+    """Entropy-regularized LQ Stackelberg game with Markov regime switching (docs/math.md §1-2).
 
     Build with `make_lq_game`, which validates the input. Per-regime model arrays carry a
     leading ``[m]`` axis, per-player cost arrays a leading ``[2, m]`` axis (0 = leader,
-    1 = follower). Field names are MATH.md's symbols; diffusion arrays carry the noise column
+    1 = follower). Field names are docs/math.md's symbols; diffusion arrays carry the noise column
     ``l`` on the axis after the regime: ``C [m, n, d, d]``, ``D1 [m, n, d, k1]``, ``s [m, n, d]``.
     """
 
@@ -179,7 +179,7 @@ class LQGame(struct.PyTreeNode):
 
     # Conversion -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The symbols of MATH.md as a dict (``make_lq_game(**game.to_dict())`` round-trips)."""
+        """The symbols as a dict (``make_lq_game(**game.to_dict())`` round-trips)."""
         out: dict[str, Any] = {name: getattr(self, name) for name in SYMBOLS}
         out["zero_sum"] = self.zero_sum
         return out
@@ -200,7 +200,7 @@ class LQGame(struct.PyTreeNode):
 
 
 def load_game(path) -> LQGame:
-    """Reads a game saved by `LQGame.save` (or any ``.npz`` with MATH.md's symbols)."""
+    """Reads a game saved by `LQGame.save` (or any ``.npz`` with docs/math.md's symbols)."""
     with np.load(path) as data:
         symbols = {k: data[k] for k in data.files}
     if "zero_sum" in symbols:
@@ -244,17 +244,18 @@ def make_lq_game(
     x0=None,
     zero_sum: bool = False,
 ) -> LQGame:
-    """Validates MATH.md's symbols and builds an `LQGame`.
+    """Validates docs/math.md's symbols and builds an `LQGame`.
 
-    Shapes (MATH.md §0): ``Gamma [m, m]``, ``A [m, d, d]``, ``B1 [m, d, k1]``, ``B2 [m, d, k2]``,
-    ``b [m, d]``, ``C [m, n, d, d]``, ``D1 [m, n, d, k1]``, ``D2 [m, n, d, k2]``, ``s [m, n, d]``;
+    Shapes (docs/math.md §0): ``Gamma [m, m]``, ``A [m, d, d]``, ``B1 [m, d, k1]``,
+    ``B2 [m, d, k2]``, ``b [m, d]``, ``C [m, n, d, d]``, ``D1 [m, n, d, k1]``,
+    ``D2 [m, n, d, k2]``, ``s [m, n, d]``;
     per player ``Q [2, m, d, d]``, ``S1 [2, m, k1, d]``, ``S2 [2, m, k2, d]``,
     ``R11 [2, m, k1, k1]``, ``R12 [2, m, k1, k2]``, ``R22 [2, m, k2, k2]``, ``q [2, m, d]``,
     ``r1 [2, m, k1]``, ``r2 [2, m, k2]``, ``G [2, m, d, d]``, ``g [2, m, d]``, ``g0 [2, m]``;
     ``lam [2]`` temperatures, ``T`` horizon, ``x0 [d]`` reference initial state. Optional
     symbols default to zero (``n = 1`` when none of ``C, D1, D2, s`` is given).
 
-    With ``zero_sum=True`` (MATH.md §6) only the leader's costs matter: leave the follower's
+    With ``zero_sum=True`` (docs/math.md §6) only the leader's costs matter: leave the follower's
     rows zero (they are filled with minus the leader's) or give exactly minus the leader's.
 
     Raises:
@@ -269,7 +270,7 @@ def make_lq_game(
     )  # fmt: skip
     for name in _REQUIRED:
         if given[name] is None:
-            _fail(name, "is required but was not given", f"pass `{name}=` (MATH.md §0)")
+            _fail(name, "is required but was not given", f"pass `{name}=` (docs/math.md §0)")
     dtype = default_float_dtype()
     concrete = all(is_concrete(v) for v in given.values() if v is not None)
 
@@ -383,7 +384,7 @@ def _check_terminal_well_posedness(a, lam: np.ndarray, zero_sum: bool) -> None:
     """
     m = a["Gamma"].shape[0]
     for i in range(m):
-        # R-tilde at P = G (MATH.md §7.1): R^{ab}_k + sum_l D_a^T G_k D_b.
+        # R-tilde at P = G (docs/math.md §7.1): R^{ab}_k + sum_l D_a^T G_k D_b.
         def tilde(k, Ra, Da, Db):
             return a[Ra][k, i] + np.einsum("lda,de,leb->ab", a[Da][i], a["G"][k, i], a[Db][i])
 
@@ -393,7 +394,9 @@ def _check_terminal_well_posedness(a, lam: np.ndarray, zero_sum: bool) -> None:
             tilde(0, "R22", "D2", "D2"),
         )
         R21_2, R22_2 = tilde(1, "R12", "D1", "D2").T, tilde(1, "R22", "D2", "D2")  # fmt: skip
-        where = f"in regime {i} at the terminal time (R-tilde = R + sum_l D^T G D, MATH.md §4.5)"
+        where = (
+            f"in regime {i} at the terminal time (R-tilde = R + sum_l D^T G D, docs/math.md §4.5)"
+        )
         if zero_sum:
             if _min_eig(-R22_1) <= 0:
                 _fail("R22", f"of the leader must be negative definite {where} (ZS-F): the "

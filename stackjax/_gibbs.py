@@ -1,6 +1,6 @@
 """Entropy-regularized minimization of a quadratic and Gaussian policy objects.
 
-Conventions of MATH.md §0: costs carry no factor 1/2 (``u.W u + 2 l.u``), a player paying
+Conventions of docs/math.md §0: costs carry no factor 1/2 (``u.W u + 2 l.u``), a player paying
 ``lambda * E[log pi]`` has the Gibbs density ``pi ∝ exp(-(u.W u + 2 l.u) / lambda)``, which is
 Gaussian with covariance ``lambda / 2 * W^{-1}``.
 """
@@ -34,7 +34,7 @@ def _logdet_pd(matrix: jax.Array) -> jax.Array:
 def entropy_cost(temperature: jax.Array, weight: jax.Array) -> jax.Array:
     """``-lambda/2 log det(2 pi e Sigma)`` at the Gibbs covariance ``Sigma = lambda/2 W^{-1}``.
 
-    Equals ``-lambda k/2 log(pi e lambda) + lambda/2 log det W`` (MATH.md §4.4) and is 0 at
+    Equals ``-lambda k/2 log(pi e lambda) + lambda/2 log det W`` (docs/math.md §4.4) and is 0 at
     ``lambda = 0`` whatever ``W`` (no condition on ``W`` is needed in the classical game).
 
     Args:
@@ -111,7 +111,7 @@ def gaussian_log_density(cov: jax.Array, noise: jax.Array) -> jax.Array:
 class GaussianPolicy(struct.PyTreeNode):
     """Gaussian (Gibbs) policies of both players in every regime at one ``(t, x)``.
 
-    Means follow MATH.md §8: ``mu_k(t, x, i) = -(L_{k,i}(t) x + l_{k,i}(t))`` for LQ solutions.
+    Means follow docs/math.md §8: ``mu_k(t, x, i) = -(L_{k,i}(t) x + l_{k,i}(t))`` for LQ solutions.
 
     Attributes:
       mean_leader: [m, k1].

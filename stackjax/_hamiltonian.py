@@ -1,4 +1,4 @@
-"""Pointwise pre-Hamiltonian coefficients and pointwise equilibria (MATH.md §3-4, §6).
+"""Pointwise pre-Hamiltonian coefficients and pointwise equilibria (docs/math.md §3-4, §6).
 
 Everything here is written for one state, one regime and both players; callers lift it with
 `jax.vmap` over points and regimes. The second-order information of the value functions
@@ -43,7 +43,7 @@ def check_concept(concept: str) -> None:
 
 
 class HessianProducts(struct.PyTreeNode):
-    """Products of both players' Hessians with the diffusion columns (MATH.md §3.4).
+    """Products of both players' Hessians with the diffusion columns (docs/math.md §3.4).
 
     Attributes:
       Mc: [2, n, d] ``M_k c^l``.
@@ -96,7 +96,7 @@ class PreHamiltonian(struct.PyTreeNode):
 def pre_hamiltonian(
     coef: Coefficients, gradients: jax.Array, hp: HessianProducts
 ) -> PreHamiltonian:
-    """Pre-Hamiltonian coefficients of both players at one point and regime (MATH.md §3.2).
+    """Pre-Hamiltonian coefficients of both players at one point and regime (docs/math.md §3.2).
 
     ``Rt^{ab}_k = R^{ab}_k + 1/2 sum_l (D^l_a)^T M_k D^l_b``,
     ``rho^a_k = w^a_k + 1/2 B_a^T y_k + 1/2 sum_l (D^l_a)^T M_k c^l``,
@@ -117,7 +117,7 @@ def pre_hamiltonian(
 
 
 class PointEquilibrium(struct.PyTreeNode):
-    """Pointwise equilibrium policies and optimized Hamiltonians (MATH.md §4.1-4.4, §6).
+    """Pointwise equilibrium policies and optimized Hamiltonians (docs/math.md §4.1-4.4, §6).
 
     Attributes:
       mean_leader: [k1] ``mu_1^*``.
@@ -185,7 +185,7 @@ def pointwise_equilibrium(
     concept: str = "stackelberg",
     zero_sum: bool = False,
 ) -> PointEquilibrium:
-    """Equilibrium of the pointwise exploratory game (MATH.md §4.3 algorithm).
+    """Equilibrium of the pointwise exploratory game (docs/math.md §4.3 algorithm).
 
     Follower: ``Lambda = -(Rt^{22}_2)^{-1} Rt^{21}_2``, ``kappa = -(Rt^{22}_2)^{-1} rho^2_2``.
     Stackelberg leader: ``mu_1 = -Rbar^{-1} rhobar`` against the reaction (§4.2); Nash: the
@@ -273,7 +273,7 @@ def regime_equilibrium(
 ) -> PointEquilibrium:
     """Coefficients -> pre-Hamiltonian -> pointwise equilibrium at one point and regime.
 
-    The one sequence every residual and policy of stackjax goes through (MATH.md §3.2, §4.3).
+    The one sequence every residual and policy of stackjax goes through (docs/math.md §3.2, §4.3).
 
     Args:
       coef: the game's `Coefficients` at the point (or a `sketch_diffusion` of them).

@@ -1,4 +1,4 @@
-"""Second-order operators of the HJB residual without forming Hessians (MATH.md §3.4).
+"""Second-order operators of the HJB residual without forming Hessians (docs/math.md §3.4).
 
 The pre-Hamiltonian (§3.2) needs the Hessian ``M_k`` of each value function only through the
 products ``M_k c^l`` (``n`` vectors) and ``M_k D^l_a`` (``n (k1 + k2)`` vectors): the trace
@@ -218,7 +218,7 @@ def principal_symbol(
     concept: str = "stackelberg",
     zero_sum: bool = False,
 ) -> jax.Array:
-    """[2, 2] principal symbol ``A_kk'(xi) = d/de H^*_k(.., M_k' + e xi xi^T, ..)`` (MATH.md §5.4).
+    """[2, 2] principal symbol ``A_kk'(xi) = d/de H^*_k(.., M_k' + e xi xi^T, ..)`` (§5.4).
 
     Forward-mode derivative of the optimised Hamiltonians along the rank-one perturbation of
     each player's Hessian; the perturbation enters the products as ``xi (xi . c^l)`` and
@@ -268,7 +268,7 @@ def parabolicity_margin(
     concept: str = "stackelberg",
     zero_sum: bool = False,
 ) -> jax.Array:
-    """Parabolicity margin ``min_{|xi|=1} min Re eig A(xi)`` at one point (MATH.md §5.4).
+    """Parabolicity margin ``min_{|xi|=1} min Re eig A(xi)`` at one point (docs/math.md §5.4).
 
     The minimum is taken over the ``d`` coordinate axes and ``num_directions`` random unit
     directions (from ``key``, consumed), followed by ``refine_steps`` projected gradient steps
@@ -313,7 +313,7 @@ def parabolicity_margin(
 
 
 def diffusion_margin(coef: Coefficients, eq) -> jax.Array:
-    """``1/2 lambda_min(E[sigma sigma^T])`` under the equilibrium policies (MATH.md §2.3, §5.4).
+    """``1/2 lambda_min(E[sigma sigma^T])`` under the equilibrium policies (§2.3, §5.4).
 
     This is the exact parabolicity margin when the diffusion is uncontrolled (symbol
     ``1/2 |sigma^T xi|^2 I``) and in zero-sum games (scalar symbol

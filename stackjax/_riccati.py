@@ -1,4 +1,4 @@
-"""Exact LQ reference: the coupled regime-switching Riccati system (MATH.md §7).
+"""Exact LQ reference: the coupled regime-switching Riccati system (docs/math.md §7).
 
 The right-hand side is derived by hand from §7.1-7.3 (it never calls the Hamiltonian code),
 so that the residual of `hjbi_residual` at the Riccati value function is a genuine
@@ -26,7 +26,7 @@ __all__ = ["FeedbackGains", "RiccatiSolution", "riccati_reference", "riccati_rhs
 
 
 class FeedbackGains(struct.PyTreeNode):
-    """Equilibrium feedback in every regime at one time (MATH.md §7.2, §8).
+    """Equilibrium feedback in every regime at one time (docs/math.md §7.2, §8).
 
     ``mu_k = -(L_k x + l_k)``; follower reaction ``mu_2^BR = -(K x + kappa0) + Lambda mu_1``.
 
@@ -219,7 +219,7 @@ def _all_regimes(game: LQGame, P, p, concept, with_margins=False):
 
 
 def riccati_rhs(game: LQGame, P, p, c, *, concept: str = "stackelberg"):
-    """Time derivatives ``(dP/dt [2, m, d, d], dp/dt [2, m, d], dc/dt [2, m])`` (MATH.md §7.3)."""
+    """Time derivatives ``(dP/dt [2, m, d, d], dp/dt [2, m, d], dc/dt [2, m])`` (§7.3)."""
     _, FP, Fp, Fc = _all_regimes(game, P, p, concept)  # leading [m]
     Gamma = game.Gamma
     dP = -(jnp.swapaxes(FP, 0, 1) + jnp.einsum("ij,kjde->kide", Gamma, P))
@@ -277,7 +277,7 @@ def _interpolate_jvp(concept, primals, tangents):
 
 
 class RiccatiSolution(struct.PyTreeNode):
-    """Solution of the coupled Riccati system on a uniform time grid (MATH.md §7).
+    """Solution of the coupled Riccati system on a uniform time grid (docs/math.md §7).
 
     ``V_{k,i}(t, x) = x.P_{k,i}(t) x + 2 p_{k,i}(t).x + c_{k,i}(t)``; between grid points the
     coefficients are cubic-Hermite interpolated from values and exact ODE rates, and the time
@@ -369,7 +369,7 @@ def _check_finite_and_well_posed(times, P, p, c, margins, result, concept):
             raise ValueError(
                 "riccati_reference: the coupled Riccati system has no solution on [0, T] "
                 f"({concept}; integrator: {result}{when}). Finite escape or a lost "
-                "well-posedness condition (MATH.md §4.5, §7.7). Fix: shorten the horizon `T`, "
+                "well-posedness condition (docs/math.md §4.5, §7.7). Fix: shorten the horizon `T`, "
                 "increase the control costs R11/R22, or reduce the cross terms."
             )
         if not bool(wp):
@@ -380,15 +380,15 @@ def _check_finite_and_well_posed(times, P, p, c, margins, result, concept):
             raise ValueError(
                 f"riccati_reference: well-posedness condition {names[cond]} fails at "
                 f"t = {float(times[n_idx]):.4g} in regime {i_idx} (smallest eigenvalue "
-                f"{m_np[n_idx, i_idx, cond]:.3g}; MATH.md §4.5). With controlled diffusion the "
-                "curvature R + sum_l D^T P D changes along the solution. Fix: increase R11/R22 "
+                f"{m_np[n_idx, i_idx, cond]:.3g}; docs/math.md §4.5). With controlled diffusion "
+                "the curvature R + sum_l D^T P D changes along the solution. Fix: increase R11/R22 "
                 "or reduce the control parts D1/D2 of the diffusion."
             )
         return P
     return eqx.error_if(
         P,
         ~(finite & wp & ok_solver),
-        "riccati_reference: the Riccati system blew up or lost well-posedness (MATH.md §4.5, "
+        "riccati_reference: the Riccati system blew up or lost well-posedness (docs/math.md §4.5, "
         "§7.7); call it outside jit for details.",
     )
 
@@ -402,7 +402,7 @@ def riccati_reference(
     atol: float | None = None,
     max_steps: int = 16_384,
 ) -> RiccatiSolution:
-    """Solves the coupled regime-switching Riccati system of MATH.md §7.3 backward from ``T``.
+    """Solves the coupled regime-switching Riccati system of docs/math.md §7.3 backward from ``T``.
 
     Args:
       game: an `LQGame` (zero-sum games use the entropy book-keeping of §6).

@@ -1,4 +1,4 @@
-"""Collocation samplers: pure functions of a key (MATH.md §9.1).
+"""Collocation samplers: pure functions of a key (docs/math.md §9.1).
 
 Every sampler returns times ``t [N]`` in ``[0, T)`` and states ``x [N, d]``. Regimes are not
 sampled: the residuals of **all** regimes are evaluated at every point (the regime coupling

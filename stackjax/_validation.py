@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "as_float_array",
+    "as_key",
     "check_finite",
     "check_generator",
     "check_positive",
@@ -152,3 +153,18 @@ def check_generator(generator, name: str = "generator", where: str = "") -> None
     if np.any(np.abs(rows) > tol * scale):
         fail(where, name, f"rows must sum to 0, got row sums {rows}",
              "set each diagonal entry to minus its row's off-diagonal sum")  # fmt: skip
+
+
+def as_key(key, name: str = "key") -> jax.Array:
+    """A typed PRNG key: typed keys pass; legacy ``uint32 [2]`` keys (``jax.random.PRNGKey``)
+    are wrapped; anything else raises ``TypeError`` showing the fix."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return key
+    if dtype == jnp.uint32 and getattr(key, "shape", None) == (2,):
+        return jax.random.wrap_key_data(key)
+    raise TypeError(
+        f"`{name}` must be a JAX PRNG key, got {type(key).__name__}"
+        f"{'' if dtype is None else f' of dtype {dtype}'} {key!r:.40}. Fix: pass "
+        "jax.random.key(seed) (split it with jax.random.split for several calls)."
+    )

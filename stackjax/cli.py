@@ -49,7 +49,7 @@ def _riccati(args) -> int:
 
     x0 = game.x0
     values = np.asarray(sol.value(0.0, x0))
-    print("Equilibrium values V_{k,i}(0, x0)  (MATH.md §7):")
+    print("Equilibrium values V_{k,i}(0, x0)  (docs/math.md §7):")
     rows = [
         [f"regime {i}", f"{values[0, i]:.6f}", f"{values[1, i]:.6f}"]
         for i in range(game.num_regimes)
@@ -69,7 +69,7 @@ def _riccati(args) -> int:
     print(_table(["", "L1", "l1", "L2", "l2", "Lambda", "diag Sigma1", "diag Sigma2"], rows), "\n")
 
     print(f"Monte Carlo check of equilibrium play ({args.paths} paths, {args.steps} Euler steps, "
-          f"sampled actions, exact regime switching; MATH.md §9.5):")  # fmt: skip
+          f"sampled actions, exact regime switching; docs/math.md §9.5):")  # fmt: skip
     run = jax.jit(
         lambda key, i0: monte_carlo_cost(
             game, sol.policy, key, regime0=i0, num_paths=args.paths, num_steps=args.steps

@@ -79,7 +79,7 @@ def test_dimension_quick_exact_operator_matches_hessian_reference(tmp_path):
 
 
 def test_accuracy_quick_meets_scalar_target_against_riccati(tmp_path):
-    """The neural solver on the scalar game meets issue 3's target (value <= 1e-3, policy mean
+    """The neural solver on the scalar game meets the accuracy table's target (value <= 1e-3, policy mean
     <= 5e-3 against Riccati) with the default configuration; the short-configuration scaling
     runs record a decreasing error curve and a time to 1e-2."""
     _run("accuracy.py", tmp_path)

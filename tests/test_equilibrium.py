@@ -1,7 +1,7 @@
-"""The Riccati solution is a feedback Stackelberg equilibrium (MATH.md §5.2, §9.5-9.6).
+"""The Riccati solution is a feedback Stackelberg equilibrium (docs/math.md §5.2, §9.5-9.6).
 
 Costs of arbitrary linear-Gaussian feedback policies are computed exactly by the forward
-second-moment equations of MATH.md §9.5 (an independent numpy/scipy implementation: forward in
+second-moment equations of docs/math.md §9.5 (an independent numpy/scipy implementation: forward in
 time, on ``S_i = E[z z^T 1{alpha_t = i}]``), then:
 1. at the equilibrium they reproduce ``V_{k,i0}(0, x0)``;
 2. a follower deviation (mean feedback or covariance) raises the follower's cost at 2nd order;

@@ -10,7 +10,7 @@ import stackjax as sj
 
 def _parabolicity_margin(game, sol, t, x, directions):
     """min over regimes and unit directions xi of min Re eig A(xi), where
-    A_{kk'}(xi) = d/de H*_k(..., M_{k'} + e xi xi^T, ...) at the Riccati solution (MATH.md §5.4)."""
+    A_{kk'}(xi) = d/de H*_k(..., M_{k'} + e xi xi^T, ...) at the Riccati solution (docs/math.md §5.4)."""
     grads = jax.jacrev(lambda z: sol.value(t, z))(x)  # [2, m, d]
     hess = jax.hessian(lambda z: sol.value(t, z))(x)  # [2, m, d, d]
 

@@ -1,4 +1,4 @@
-"""Gibbs minimizer and pointwise equilibria against brute force and closed forms (MATH.md §4)."""
+"""Gibbs minimizer and pointwise equilibria against brute force and closed forms (docs/math.md §4)."""
 
 import jax
 import jax.numpy as jnp
@@ -104,7 +104,7 @@ def test_pre_hamiltonian_matches_direct_expansion(seed):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_leader_total_derivative_first_order_condition(seed):
-    """d/dmu1 h_1(mu1, kappa + Lambda mu1) = 0 at the Stackelberg mean (MATH.md §4.6), but not
+    """d/dmu1 h_1(mu1, kappa + Lambda mu1) = 0 at the Stackelberg mean (docs/math.md §4.6), but not
     the partial derivative alone when the follower reacts."""
     _, pre, *_ = _random_point(seed, k1=2, k2=2)
     eq = sj.pointwise_equilibrium(pre, jnp.array([0.3, 0.2]))
@@ -133,7 +133,7 @@ def test_nash_means_solve_both_partial_first_order_conditions(seed):
 
 def test_follower_reaction_to_bimodal_leader_depends_on_mean_only():
     """The follower's Gibbs density against a non-Gaussian leader density, by quadrature on a grid,
-    is N(kappa + Lambda E[u1], Sigma_2) (MATH.md §4.1)."""
+    is N(kappa + Lambda E[u1], Sigma_2) (docs/math.md §4.1)."""
     _, pre, *_ = _random_point(1)
     lam2 = 0.2
     eq = sj.pointwise_equilibrium(pre, jnp.array([0.3, lam2]))

@@ -1,7 +1,7 @@
-"""The non-LQ example with an exact solution (`stackjax._cole_hopf`, issue 3 item 7).
+"""The non-LQ example with an exact solution (`stackjax.examples.ColeHopfGame`).
 
 Independent checks of the closed-form solution: its HJB residual (autodiff through the library's
-pointwise equilibrium, MATH.md §5.3) vanishes while its Nash residual does not, its closed-form
+pointwise equilibrium, docs/math.md §5.3) vanishes while its Nash residual does not, its closed-form
 policy agrees with the one computed from its derivatives, and a Monte Carlo of the equilibrium
 play reproduces it. Then the neural solver is compared with it (d = 2, float32 training).
 """

@@ -1,4 +1,4 @@
-"""Second-order operators of the neural solver against `jax.hessian` (MATH.md §3.4, §5.4)."""
+"""Second-order operators of the neural solver against `jax.hessian` (docs/math.md §3.4, §5.4)."""
 
 import jax
 import jax.numpy as jnp
@@ -131,7 +131,7 @@ def test_sketched_operator_is_unbiased():
 
 
 def test_principal_symbol_leader_diagonal_is_diffusion_form():
-    """Envelope identity of MATH.md §5.4: A_11(xi) = 1/2 xi^T E[sigma sigma^T] xi."""
+    """Envelope identity of docs/math.md §5.4: A_11(xi) = 1/2 xi^T E[sigma sigma^T] xi."""
     game = examples.controlled_diffusion_game()
     d = game.state_dim
     f = _random_network(jax.random.key(5), d)
@@ -162,7 +162,7 @@ def test_principal_symbol_leader_diagonal_is_diffusion_form():
 
 
 def test_parabolicity_margin_matches_dense_search():
-    """Margin of MATH.md §5.4 vs symbol eigenvalues on a dense circle of directions (d = 2)."""
+    """Margin of docs/math.md §5.4 vs symbol eigenvalues on a dense circle of directions (d = 2)."""
     game = examples.controlled_diffusion_game()
     f = _random_network(jax.random.key(8), game.state_dim)
     g = lambda x: 0.05 * f(x) + jnp.stack([x @ x, 0.5 * x @ x])  # noqa: E731

@@ -1,4 +1,4 @@
-"""Riccati reference against closed forms, structural identities and the HJB residual (MATH.md §7)."""
+"""Riccati reference against closed forms, structural identities and the HJB residual (docs/math.md §7)."""
 
 import functools
 import itertools
@@ -97,7 +97,7 @@ def test_zero_sum_stackelberg_equals_nash_and_values_are_opposite():
 
 
 def test_zero_sum_differs_from_general_sum_only_in_constants():
-    """MATH.md §6: with f2 = -f1 as a general-sum game, P and p agree, c differs (entropy book-keeping)."""
+    """docs/math.md §6: with f2 = -f1 as a general-sum game, P and p agree, c differs (entropy book-keeping)."""
     zs = zero_sum_game()
     gs = sj.make_lq_game(**{**zs.to_dict(), "zero_sum": False})
     a, b = sj.riccati_reference(zs, num_times=11), sj.riccati_reference(gs, num_times=11)
@@ -159,7 +159,7 @@ def test_time_derivative_matches_finite_differences_of_the_integrated_solution()
 
 # -- Temperatures -------------------------------------------------------------------------------
 def test_P_and_p_do_not_depend_on_temperature_and_covariances_scale_linearly():
-    """MATH.md §7.5, with controlled diffusion (so the covariances are time dependent)."""
+    """docs/math.md §7.5, with controlled diffusion (so the covariances are time dependent)."""
     game = random_game(jax.random.key(2), d=3, m=2, controlled_diffusion=True, lam=(0.3, 0.2))
     base = np.array([0.3, 0.2])
     factors = jnp.array([0.0, 0.5, 1.0, 2.0])

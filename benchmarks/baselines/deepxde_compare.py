@@ -1,11 +1,11 @@
-"""stackjax vs DeepXDE (PyTorch backend) on the same coupled exploratory HJB system (issue 4).
+"""stackjax vs DeepXDE (PyTorch backend) on the same coupled exploratory HJB system.
 
 Problem. `stackjax.examples.random_game(jax.random.key(seed), d=d, m=2)`: leader and follower
 controls 2 + 2, noise dimension ``n = d``, state-dependent but **uncontrolled** diffusion
 (``D1 = D2 = 0``), follower cross term (Stackelberg != Nash), temperatures 0.1. The unknowns
 are the ``2m`` value functions ``V_{k,i}(t, x)`` (both players, every regime) of the coupled
-exploratory HJB system of MATH.md §5.1 on ``[0, T] x R^d``. With ``D = 0`` the optimised
-Stackelberg Hamiltonian (MATH.md §4.1-4.4) is an explicit quadratic function of the gradients
+exploratory HJB system of docs/math.md §5.1 on ``[0, T] x R^d``. With ``D = 0`` the optimised
+Stackelberg Hamiltonian (docs/math.md §4.1-4.4) is an explicit quadratic function of the gradients
 plus the diffusion term ``1/2 sum_l c^l.M c^l`` (``c^l = C^l x + s^l``), so it is transcribed
 to torch as closed-form batched linear algebra (`TorchHamiltonian`; the constant matrices
 ``Lambda``, ``Rbar^{-1}`` and the entropy/exploration constants are precomputed in numpy, an
@@ -40,7 +40,7 @@ Methods (same problem, same batch ``B`` of collocation points per step, Adam):
   these LQ games 20 Gauss-Newton iterations, no Adam steps; time includes compilation).
 
 Error: relative L2 value error ``||V - V_ref|| / ||V_ref||`` of every (player, regime) against
-`stackjax.riccati_reference`, at 2048 points ``t ~ U[0, T]``, ``x ~ N(x0, I)`` (MATH.md §9.2);
+`stackjax.riccati_reference`, at 2048 points ``t ~ U[0, T]``, ``x ~ N(x0, I)`` (docs/math.md §9.2);
 the table shows the maximum over the ``2m`` (player, regime) pairs.
 
 Phases for each d:
@@ -132,7 +132,7 @@ def import_deepxde():
 
 
 # ---------------------------------------------------------------------------------------------
-# Game data and the Stackelberg Hamiltonian in torch (MATH.md §3-4 with D1 = D2 = 0).
+# Game data and the Stackelberg Hamiltonian in torch (docs/math.md §3-4 with D1 = D2 = 0).
 # ---------------------------------------------------------------------------------------------
 
 
@@ -141,7 +141,7 @@ class TorchHamiltonian:
 
     Valid for a general-sum `LQGame` without controlled diffusion (``D1 = D2 = 0``): then
     ``Rt^{ab}_k = R^{ab}_k`` are constants, ``rho^a_k = S^a_k x + r^a_k + 1/2 B_a^T y_k``,
-    ``h0_k = f0_k + y_k.(A x + b) + 1/2 sum_l c^l.M_k c^l`` (MATH.md §3.2); the follower's
+    ``h0_k = f0_k + y_k.(A x + b) + 1/2 sum_l c^l.M_k c^l`` (docs/math.md §3.2); the follower's
     reaction ``mu_2 = kappa + Lambda mu_1``, the leader's mean ``mu_1 = -Rbar^{-1} rhobar``
     (§4.1-4.2) and ``H^*_k = h_k(mu_1, mu_2) + tr(R^{11}_k Sigma_1) + tr(R^{22}_k Sigma_2)
     - lambda_k/2 log det(2 pi e Sigma_k)`` (§4.4), ``Sigma_k = lambda_k/2 (R^{kk}_k)^{-1}``.
@@ -240,7 +240,7 @@ class TorchHamiltonian:
         return torch.stack(out, dim=-1)  # [N, 2, m]
 
     def residual(self, x, v, v_t, grad, hess):
-        """[N, 2, m] ``dV/dt + H^* + sum_j Gamma_ij V_{k,j}`` (MATH.md §5.3)."""
+        """[N, 2, m] ``dV/dt + H^* + sum_j Gamma_ij V_{k,j}`` (docs/math.md §5.3)."""
         return v_t + self.hamiltonian(x, grad, hess) + v @ self.Gamma.T
 
 
@@ -445,7 +445,7 @@ def make_default_chunk(game, args, num_steps, steps):
 
 
 def rel_errors(values, ref_values) -> np.ndarray:
-    """[2, m] relative L2 errors over the points (MATH.md §9.2)."""
+    """[2, m] relative L2 errors over the points (docs/math.md §9.2)."""
     diff = np.asarray(values, np.float64) - ref_values
     return np.sqrt(np.sum(diff**2, axis=0) / np.sum(ref_values**2, axis=0))
 

@@ -1,7 +1,7 @@
 """Grid finite-difference solver of the coupled exploratory HJB system vs stackjax.solve.
 
-The classical baseline of issue 4 (item 4): the weakly coupled exploratory HJB system of
-MATH.md §5.1 (both players, all regimes, Stackelberg concept) discretised on a uniform tensor
+The classical baseline: the weakly coupled exploratory HJB system of
+docs/math.md §5.1 (both players, all regimes, Stackelberg concept) discretised on a uniform tensor
 grid in a box around ``x0`` and integrated backward in time from ``V(T) = psi``.
 
 Discretisation (method of lines):
@@ -18,7 +18,7 @@ Discretisation (method of lines):
   known quadratic growth of LQ values;
 * Hamiltonian: ``H^*_{k,i}`` from the grid derivatives by stackjax's own pointwise algebra
   (`stackjax.pre_hamiltonian`, `stackjax.hessian_products`, `stackjax.pointwise_equilibrium`,
-  MATH.md §3-4), vmapped over nodes and regimes. Only the *discretisation* is the baseline;
+  docs/math.md §3-4), vmapped over nodes and regimes. Only the *discretisation* is the baseline;
   the pointwise equilibrium is shared with stackjax on purpose (same maths, no second
   transcription);
 * time: classical RK4 in ``tau = T - t`` (``dV/dtau = H^* + sum_j Gamma_ij V_j``), a fixed step
@@ -30,7 +30,7 @@ Discretisation (method of lines):
   history of the grid is stored.
 
 Why the boundary matters: central differences (and the cubic interpolation) are *exact* on
-quadratics, and the exact values of an LQ game are quadratic in ``x`` (MATH.md §7). With the
+quadratics, and the exact values of an LQ game are quadratic in ``x`` (docs/math.md §7). With the
 quadratic-growth boundary the grid solution is therefore the RK4 solution of the Riccati
 equations at every ``N >= 4`` (error = time-stepping error only): the LQ test problem is
 degenerate for a grid with that boundary condition, and it is reported only as a check. With the
@@ -38,7 +38,7 @@ linear (growth-agnostic) boundary the error comes from the boundary layer and sh
 refines (measured: like ``h^2``, nearly independent of ``L``), as it would for a non-quadratic
 problem; that is the baseline.
 
-Accuracy is measured as stackjax measures it (MATH.md §9.2): relative L2 error of ``V`` against
+Accuracy is measured as stackjax measures it (docs/math.md §9.2): relative L2 error of ``V`` against
 `stackjax.riccati_reference` (float64) per player and regime, maximum over ``(k, i)``, at
 ``t ~ U[0, T]``, ``x ~ N(x0, I_d)`` **restricted to the box** ``|x - x0|_inf <= 3``
 (rejection; the same points for every grid and for stackjax; the grid boxes all contain it).
@@ -209,12 +209,12 @@ def fd_derivatives(values: jax.Array, h: float, num_axes: int, boundary: str):
 
 def _point_hamiltonian(game, concept, x, y, M):
     """At one node: ``H^*`` [m, 2], closed-loop drift [m, d] and ``a = sigma sigma^T / 2``
-    [m, d, d] from gradients ``y`` [m, 2, d] and Hessians ``M`` [m, 2, d, d] (MATH.md §4.3)."""
+    [m, d, d] from gradients ``y`` [m, 2, d] and Hessians ``M`` [m, 2, d, d] (docs/math.md §4.3)."""
 
     def regime(i, y_i, M_i):
         coef = game.coefficients(x, i)
         pre = sj.pre_hamiltonian(coef, y_i, sj.hessian_products(M_i, coef))
-        # D = 0: the curvature blocks are R itself (MATH.md §3.4), independent of the node;
+        # D = 0: the curvature blocks are R itself (docs/math.md §3.4), independent of the node;
         # taking them unbatched lets XLA factor them once per regime instead of per node.
         pre = pre.replace(R11=coef.R11, R12=coef.R12, R22=coef.R22)
         eq = sj.pointwise_equilibrium(
@@ -451,7 +451,7 @@ def evaluation_points(game, num_points: int, seed: int):
 
 
 def reference_values(game, t, x, *, fast: bool = False) -> np.ndarray:
-    """Exact values [Q, 2, m] at ``(t_q, x_q)`` from the coupled Riccati ODEs (MATH.md §7.3).
+    """Exact values [Q, 2, m] at ``(t_q, x_q)`` from the coupled Riccati ODEs (docs/math.md §7.3).
 
     Default: `stackjax.riccati_reference` (diffrax Dopri8, rtol = atol = 1e-12). ``fast``
     (``--quick``, to skip compiling the adaptive integrator): scipy ``solve_ivp`` DOP853 with
@@ -491,7 +491,7 @@ def unflatten_np(y, shapes):
 
 
 def relative_errors(values, reference) -> np.ndarray:
-    """[2, m] relative L2 errors over the points (MATH.md §9.2); inputs [Q, 2, m]."""
+    """[2, m] relative L2 errors over the points (docs/math.md §9.2); inputs [Q, 2, m]."""
     values, reference = np.asarray(values, np.float64), np.asarray(reference, np.float64)
     return np.sqrt(np.sum((values - reference) ** 2, 0) / np.sum(reference**2, 0))
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+
+import numpy as np
 
 from .._hamiltonian import check_concept
 from .._operators import OPERATOR_METHODS
@@ -111,77 +114,51 @@ class SolverConfig:
     diagnostic_points: int = 256
 
     def __post_init__(self):
+        for name, (kind, low, optional) in _FIELDS.items():
+            _check_field(name, getattr(self, name), kind, low, optional)
         check_concept(self.concept)
-        if self.operator not in OPERATOR_METHODS:
-            raise ValueError(
-                f"SolverConfig.operator must be one of {OPERATOR_METHODS}, got {self.operator!r}."
-            )
-        if self.sampler not in SAMPLERS:
-            raise ValueError(
-                f"SolverConfig.sampler must be one of {SAMPLERS}, got {self.sampler!r}."
-            )
-        if self.dtype not in (None, "float32", "float64"):
-            raise ValueError(
-                f"SolverConfig.dtype must be None, 'float32' or 'float64', got {self.dtype!r}."
-            )
-        for name in (
-            "batch_size", "chunk_size", "time_basis", "num_devices", "refine_batch_size",
-            "cg_iterations",
-        ):  # fmt: skip
-            value = getattr(self, name)
-            if value is not None and int(value) < 1:
-                raise ValueError(f"SolverConfig.{name} must be >= 1, got {value}.")
+        for name, allowed in (
+            ("operator", OPERATOR_METHODS),
+            ("sampler", SAMPLERS),
+            ("dtype", (None, "float32", "float64")),
+            ("head_form", (None, "expanded", "factored")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"SolverConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}."
+                )
         refine = 1 if self.refine_steps is None else self.refine_steps
         adam = 1 if self.num_steps is None else self.num_steps
-        if adam < 0 or refine < 0 or adam + refine < 1:
+        if adam + refine < 1:
             raise ValueError(
-                "SolverConfig.num_steps (Adam) and refine_steps (Gauss-Newton) must be >= 0 "
-                f"and not both 0, got {self.num_steps} and {self.refine_steps}."
+                "SolverConfig.num_steps (Adam) and refine_steps (Gauss-Newton) must not both be "
+                f"0, got {self.num_steps} and {self.refine_steps}. Fix: give one of them steps."
             )
-        if self.points_per_time is not None:
-            per = int(self.points_per_time)
-            if per < 1:
-                raise ValueError(f"SolverConfig.points_per_time must be >= 1, got {per}.")
+        if self.points_per_time is not None and self.points_per_time > 1:
+            per = self.points_per_time
             for name in ("batch_size", "refine_batch_size"):
                 size = getattr(self, name)
-                if per > 1 and size is not None and int(size) % (per * self.num_devices):
+                if size is not None and size % (per * self.num_devices):
                     raise ValueError(
                         f"SolverConfig.{name}={size} must be divisible by points_per_time * "
                         f"num_devices = {per * self.num_devices} (each sampled time carries "
                         "points_per_time states; the times are split over the devices)."
                     )
-            if per > 1 and self.num_pool_points > 0:
+            if self.num_pool_points > 0:
                 raise ValueError(
                     "SolverConfig.points_per_time > 1 cannot be combined with on_policy_fraction "
                     "or adaptive_fraction (pool points carry their own times). Fix: set "
                     "points_per_time=1 (or None)."
                 )
-        if self.head_form not in (None, "expanded", "factored"):
-            raise ValueError(
-                "SolverConfig.head_form must be None (automatic), 'expanded' or 'factored', "
-                f"got {self.head_form!r}."
-            )
-        if self.time_basis is not None and self.time_basis < 2:
-            raise ValueError("SolverConfig.time_basis must be >= 2 (constant and linear in time).")
         if self.batch_size % self.num_devices:
             raise ValueError(
                 f"SolverConfig.batch_size={self.batch_size} must be divisible by "
                 f"num_devices={self.num_devices} (points are split evenly over devices)."
             )
-        fractions = self.on_policy_fraction + self.adaptive_fraction
-        if min(self.on_policy_fraction, self.adaptive_fraction) < 0 or fractions > 1:
+        if self.on_policy_fraction + self.adaptive_fraction > 1:
             raise ValueError(
-                "SolverConfig.on_policy_fraction and adaptive_fraction must be >= 0 with a sum "
-                f"<= 1, got {self.on_policy_fraction} and {self.adaptive_fraction}."
-            )
-        if (self.learning_rate is not None and self.learning_rate <= 0) or (
-            self.final_learning_rate < 0
-        ):
-            raise ValueError("SolverConfig learning rates must be positive.")
-        if self.gradient_weight is not None and not (self.gradient_weight >= 0):  # and NaN
-            raise ValueError(
-                f"SolverConfig.gradient_weight must be >= 0 (0 disables the state-gradient "
-                f"residual term), got {self.gradient_weight}."
+                "SolverConfig.on_policy_fraction + adaptive_fraction must be <= 1, got "
+                f"{self.on_policy_fraction} + {self.adaptive_fraction}."
             )
 
     def replace(self, **changes) -> SolverConfig:
@@ -197,3 +174,77 @@ class SolverConfig:
         skip = {"chunk_size", "verbose", "reference_every", "checkpoint_every", "diagnostic_points"}
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return repr({k: v for k, v in fields.items() if k not in skip})
+
+
+#: Type and lower bound of every numeric or boolean field: (kind, minimum, None allowed).
+_FIELDS = {
+    "num_steps": ("int", 0, True),
+    "batch_size": ("int", 1, False),
+    "learning_rate": ("positive", None, True),
+    "final_learning_rate": ("nonnegative", None, False),
+    "warmup_steps": ("int", 0, False),
+    "grad_clip": ("positive", None, True),
+    "refine_steps": ("int", 0, True),
+    "refine_batch_size": ("int", 1, True),
+    "cg_iterations": ("int", 1, True),
+    "points_per_time": ("int", 1, True),
+    "time_basis": ("int", 2, True),
+    "width": ("int", 1, False),
+    "depth": ("int", 1, False),
+    "correction": ("bool", None, True),
+    "state_scale": ("positive", None, False),
+    "on_policy_fraction": ("fraction", None, False),
+    "adaptive_fraction": ("fraction", None, False),
+    "pool_size": ("int", 1, False),
+    "num_probes": ("int", 1, False),
+    "gradient_weight": ("nonnegative", None, True),
+    "controlled_diffusion": ("bool", None, True),
+    "num_devices": ("int", 1, False),
+    "chunk_size": ("int", 1, False),
+    "verbose": ("bool", None, False),
+    "reference_every": ("int", 0, False),
+    "checkpoint_every": ("int", 1, False),
+    "divergence_factor": ("greater_than_one", None, False),
+    "diagnostic_points": ("int", 0, False),
+}
+
+
+def _check_field(name: str, value, kind: str, low, optional: bool) -> None:
+    """Type and range of one `SolverConfig` field (bools are bools, counts are ints, rates
+    are finite)."""
+    if value is None:
+        if optional:
+            return
+        raise TypeError(f"SolverConfig.{name} must not be None. Fix: pass a value or omit it.")
+    got = f"got {value!r} ({type(value).__name__})"
+    if kind == "bool":
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"SolverConfig.{name} must be a bool, {got}. Fix: pass True or False.")
+        return
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"SolverConfig.{name} must be a number, {got}.")
+    if kind == "int":
+        if not isinstance(value, int | np.integer):
+            raise TypeError(
+                f"SolverConfig.{name} must be an int >= {low}, {got}. Fix: pass a whole number."
+            )
+        if value < low:
+            raise ValueError(f"SolverConfig.{name} must be >= {low}, {got}.")
+        return
+    if not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"SolverConfig.{name} must be a real number, {got}.")
+    value = float(value)
+    ok = {
+        "positive": math.isfinite(value) and value > 0,
+        "nonnegative": math.isfinite(value) and value >= 0,
+        "fraction": 0 <= value <= 1,
+        "greater_than_one": math.isfinite(value) and value > 1,
+    }[kind]
+    if not ok:
+        bound = {
+            "positive": "finite and > 0",
+            "nonnegative": "finite and >= 0",
+            "fraction": "in [0, 1]",
+            "greater_than_one": "finite and > 1",
+        }[kind]
+        raise ValueError(f"SolverConfig.{name} must be {bound}, {got}.")

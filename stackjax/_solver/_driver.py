@@ -20,6 +20,7 @@ from .._checkpoint import has_checkpoint, restore_checkpoint, save_checkpoint
 from .._protocol import validate_game
 from .._sampling import resample_by_residual, sample_on_policy, sample_points
 from .._sharding import replicate
+from .._validation import as_key
 from ._config import SolverConfig, TrainingDivergedWarning
 from ._defaults import (
     cast_game,
@@ -112,6 +113,12 @@ def solve(
     Returns:
       `Solution`.
     """
+    key = as_key(key)
+    if config is not None and not isinstance(config, SolverConfig):
+        raise TypeError(
+            f"`config` must be a SolverConfig or None, got {type(config).__name__}. Fix: pass "
+            "stackjax.SolverConfig(...)."
+        )
     config = resolve_config(game, config)
     if is_concrete(game):  # the values may have changed since construction (`replace`)
         validate_game(game)

@@ -1,6 +1,6 @@
 """Value networks of both players in every regime (Flax), with the terminal condition built in.
 
-For player ``k`` and regime ``i`` (MATH.md §5.1),
+For player ``k`` and regime ``i`` (docs/math.md §5.1),
 ``V_{k,i}(t, x) = psi_{k,i}(x) + S_{k,i} tau [ z.A_{k,i}(tau) z + a_{k,i}(tau).z + a0_{k,i}(tau)
 + NN_{k,i}(tau, z) ]`` with
 
@@ -17,7 +17,7 @@ For player ``k`` and regime ``i`` (MATH.md §5.1),
 
 Per-regime parameters are stacked on a leading ``[m]`` axis (``vmap`` over ``init``); a regime's
 value depends only on its own parameters, so per-regime derivatives are independent. In a
-zero-sum game (MATH.md §6) a single output per regime is trained and ``V_2 = -V_1`` exactly.
+zero-sum game (docs/math.md §6) a single output per regime is trained and ``V_2 = -V_1`` exactly.
 """
 
 from __future__ import annotations

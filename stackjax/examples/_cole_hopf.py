@@ -154,7 +154,7 @@ class ColeHopfGame(GameBase, struct.PyTreeNode):
         return x[: self.leader_block], x[self.leader_block :]
 
     def coefficients(self, x: jax.Array, regime: jax.Array) -> Coefficients:
-        """Pointwise coefficients (MATH.md §3.1) at state ``x`` [d] in ``regime`` (int scalar)."""
+        """Pointwise coefficients (§3.1) at state ``x`` [d] in ``regime`` (int scalar)."""
         i = regime
         d, da = self.state_dim, self.leader_block
         db = d - da

@@ -5,8 +5,8 @@ All examples are `LQGame`s with an exact Riccati reference (`riccati_reference`)
 - `scalar_game`: d = 1, two regimes, a follower cross term (a genuine Stackelberg game).
 - `random_game`: stable dynamics and well-posed costs for any ``d`` and ``m``.
 - `controlled_diffusion_game`: controls enter the diffusion; extra uncontrolled additive noise
-  keeps the coupled system parabolic on the evaluation distribution (MATH.md §5.4).
-- `zero_sum_game`: robust control against a disturbance (MATH.md §6).
+  keeps the coupled system parabolic on the evaluation distribution (docs/math.md §5.4).
+- `zero_sum_game`: robust control against a disturbance (docs/math.md §6).
 - `cross_term_game`: a follower cost cross term ``R12`` makes Stackelberg differ from Nash.
 
 `LQ_EXAMPLES` maps names to zero-argument constructors (used by the command line).
@@ -91,7 +91,7 @@ def random_game(
     definite), each player's joint control cost positive definite, and a follower cross term of
     size ``cross_term`` (so Stackelberg differs from Nash). With ``controlled_diffusion`` each
     of the first two noise columns carries small control parts, and isotropic uncontrolled
-    noise (0.6 per coordinate) is added to keep the coupled system parabolic (MATH.md §5.4).
+    noise (0.6 per coordinate) is added to keep the coupled system parabolic (docs/math.md §5.4).
 
     Args:
       key: PRNG key (consumed) fixing the draw.
@@ -169,7 +169,7 @@ def controlled_diffusion_game(lam=(0.3, 0.3)) -> LQGame:
 
 
 def zero_sum_game(lam=(0.2, 0.1), gamma: float = 2.0) -> LQGame:
-    """Robust control (MATH.md §6): a controller (leader) against a disturbance (follower).
+    """Robust control (docs/math.md §6): a controller (leader) against a disturbance (follower).
 
     d = 2, m = 2 (nominal and stressed dynamics). The disturbance enters the drift and pays
     ``-gamma^2 |u2|^2`` in the controller's cost (attenuation level ``gamma``).

@@ -96,99 +96,67 @@ def _riccati(args) -> int:
     return 0
 
 
-def _plot_history(history, final=None, title=None):
-    """Loss curves (Adam steps; Gauss-Newton iterations) and reference errors, log scale.
+def _load_game(args):
+    """The game of ``--game FILE`` or ``--example NAME`` (``None`` and a message on error)."""
+    import jax
 
-    ``final``: optional `evaluate` dict after refinement, drawn as stars at the last step.
-    """
-    import numpy as np
+    from . import examples, load_game
 
-    from .plotting import _pyplot
-
-    plt = _pyplot()
-    errs = np.asarray(history.get("value_error", np.zeros((0,))))
-    refine = np.asarray(history.get("refine_loss", np.zeros((0,))))
-    adam = np.asarray(history["step"]).size > 0  # no Adam steps: Gauss-Newton only
-    panels = (["adam"] if adam else []) + (["refine"] if refine.size else [])
-    panels += ["errors"] if errs.size else []
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
-    axes = dict(zip(panels, axes[0]))
-    if adam:
-        ax = axes["adam"]
-        ax.semilogy(np.asarray(history["step"]), np.asarray(history["loss"]), lw=0.8)
-        ax.set(xlabel="Adam step", ylabel="loss", title="training loss (Adam)")
-        ax.grid(True, which="both", alpha=0.3)
-    if "refine" in axes:
-        ax = axes["refine"]
-        ax.semilogy(np.arange(1, refine.size + 1), refine, "o-", ms=4)
-        ax.set(xlabel="iteration", ylabel="loss", title="Gauss-Newton refinement loss")
-        ax.grid(True, which="both", alpha=0.3)
-    if "errors" in axes:
-        ax = axes["errors"]
-        es = np.asarray(history["error_step"])
-        mean = np.asarray(history["mean_error"])
-        for k, player in enumerate(("leader", "follower")):
-            for i in range(errs.shape[2]):
-                (line,) = ax.semilogy(es, errs[:, k, i], "o-", ms=3, label=f"V {player} {i}")
-                ax.semilogy(es, mean[:, k, i], "x--", ms=3, color=line.get_color(),
-                            label=f"mean {player} {i}")  # fmt: skip
-                if final is not None:
-                    fm = final["mean_leader" if k == 0 else "mean_follower"][i]
-                    ax.semilogy([es[-1]], [final["value"][k, i]], "*", ms=10,
-                                color=line.get_color())  # fmt: skip
-                    ax.semilogy([es[-1]], [fm], "P", ms=7, color=line.get_color())
-        extra = " (stars/plus: after refinement)" if final is not None else ""
-        ax.set(xlabel="Adam steps + Gauss-Newton iterations", ylabel="relative L2 error",
-               title="errors vs Riccati (solid V, dashed policy mean)" + extra)  # fmt: skip
-        ax.title.set_fontsize(9)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    if args.game is not None:
+        try:
+            return load_game(args.game), os.path.splitext(os.path.basename(args.game))[0], None
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            return None, None, f"--game {args.game}: {err}"
+    if args.example == "random":
+        dim = 2 if args.dim is None else args.dim
+        regimes = 2 if args.regimes is None else args.regimes
+        return examples.random_game(jax.random.key(args.seed), d=dim, m=regimes), "random", None
+    game = examples.make_example(args.example)
+    for flag, given, fixed in (("--dim", args.dim, game.state_dim),
+                               ("--regimes", args.regimes, game.num_regimes)):  # fmt: skip
+        if given is not None and given != fixed:
+            return (
+                None,
+                None,
+                (
+                    f"example '{args.example}' has fixed {flag} {fixed} (got {flag} {given}); only "
+                    "'--example random' takes --dim/--regimes"
+                ),
+            )
+    return game, args.example, None
 
 
 def _solve(args) -> int:
     import jax
     import numpy as np
 
-    from . import evaluate, examples, monte_carlo_cost, riccati_reference
+    from . import evaluate, monte_carlo_cost, riccati_reference
     from ._solver import SolverConfig, solve
 
-    if args.example == "random":
-        dim = 2 if args.dim is None else args.dim
-        regimes = 2 if args.regimes is None else args.regimes
-        if dim < 1 or regimes < 1:
-            print(f"stackjax solve: --dim and --regimes must be positive (got {dim}, {regimes})",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-        game = examples.random_game(jax.random.key(args.seed), d=dim, m=regimes)
-    else:
-        game = examples.make_example(args.example)
-        for flag, given, fixed in (("--dim", args.dim, game.state_dim),
-                                   ("--regimes", args.regimes, game.num_regimes)):  # fmt: skip
-            if given is not None and given != fixed:
-                print(f"stackjax solve: example '{args.example}' has fixed {flag} {fixed} "
-                      f"(got {flag} {given}); only '--example random' takes --dim/--regimes",
-                      file=sys.stderr)  # fmt: skip
-                return 2
+    game, name, problem = _load_game(args)
+    if problem:
+        print(f"stackjax solve: {problem}", file=sys.stderr)
+        return 2
+    lq = bool(getattr(game, "quadratic_value", False))
     m = game.num_regimes
+    say = (lambda *a, **k: None) if args.quiet else print
     print(
-        f"stackjax solve: example '{args.example}'  d={game.state_dim} m={m} "
-        f"k1={game.leader_dim} k2={game.follower_dim} n={game.noise_dim}  "
-        f"T={float(game.T):g}  concept={args.concept}  steps={args.steps}  seed={args.seed}  "
-        f"dtype={np.asarray(game.x0).dtype}  device={jax.devices()[0].platform}"
+        f"stackjax solve: {name}  d={game.state_dim} m={m} k1={game.leader_dim} "
+        f"k2={game.follower_dim} n={game.noise_dim}  T={float(game.horizon):g}  "
+        f"concept={args.concept}  seed={args.seed}  dtype={np.asarray(game.initial_state).dtype}"
+        f"  device={jax.devices()[0].platform}"
     )
     k_solve, k_eval, k_mc = jax.random.split(jax.random.key(args.seed + 1), 3)
 
     start = time.perf_counter()
-    reference = riccati_reference(game, concept=args.concept)
-    jax.block_until_ready(reference.P)
-    print(f"Riccati reference solved in {time.perf_counter() - start:.2f} s (incl. compilation)\n")
+    if lq:
+        reference, what = riccati_reference(game, concept=args.concept), "Riccati reference"
+        jax.block_until_ready(reference.P)
+    else:
+        reference, what = game.exact_solution(), "exact solution"
+    say(f"{what} ready in {time.perf_counter() - start:.2f} s (incl. compilation)\n")
 
-    # About 8 progress lines with error checks; a chunk size dividing the steps avoids
-    # compiling a second, shorter chunk at the end.
+    # About 8 progress lines; a chunk size dividing the steps avoids compiling a second chunk.
     chunk = 500
     if args.steps:  # (None: the solver's default, Gauss-Newton only for LQ games)
         chunk = max(1, min(500, args.steps // 8))
@@ -196,22 +164,21 @@ def _solve(args) -> int:
         if divisors and args.steps // divisors[-1] <= 16:
             chunk = divisors[-1]
     config = SolverConfig(concept=args.concept, num_steps=args.steps, chunk_size=chunk,
-                          reference_every=1, verbose=True)  # fmt: skip
+                          reference_every=1 if lq else 0, verbose=not args.quiet)  # fmt: skip
     start = time.perf_counter()
     solution = solve(game, k_solve, config)
     jax.block_until_ready(solution.state.params)
     train_time = time.perf_counter() - start
-    status = "DIVERGED: " + solution.message if solution.diverged else "ok"
+    status = "DIVERGED: " + solution.message if bool(solution.diverged) else "ok"
     print(
         f"Training: {solution.config.num_steps} Adam steps + {int(solution.state.refine_step)} "
-        "Gauss-Newton "
-        "iterations in "
-        f"{train_time:.1f} s wall (incl. compilation and reference checks; {status})\n"
+        f"Gauss-Newton iterations in {train_time:.1f} s wall (incl. compilation and reference "
+        f"checks; {status})\n"
     )
 
     err = jax.tree.map(np.asarray, evaluate(solution, reference, k_eval, num_points=4096))
-    print("Relative errors against the Riccati reference (4096 points t ~ U[0,T], x ~ N(x0, I); "
-          "value: relative L2, policy mean: Euclidean, value at (0, x0): pointwise):")  # fmt: skip
+    print(f"Relative errors against the {what} (4096 points t ~ U[0,T], x ~ N(x0, I); value: "
+          "relative L2, policy mean: Euclidean, value at (0, x0): pointwise):")  # fmt: skip
     rows = []
     for i in range(m):
         for k, player in enumerate(("leader", "follower")):
@@ -221,11 +188,11 @@ def _solve(args) -> int:
     print(_table(["", "player", "value", "policy mean", "value at x0"], rows))
     print(f"(max value error {np.max(err['value']):.3e}; training wall time {train_time:.1f} s)\n")
 
-    x0 = game.x0
+    x0 = game.initial_state
     exact = np.asarray(reference.value(0.0, x0))
     learned = np.asarray(solution.value(0.0, x0))
     print(f"Monte Carlo check of the trained policies ({args.paths} paths, 100 Euler steps, "
-          f"sampled actions, exact regime switching) against the Riccati V(0, x0):")  # fmt: skip
+          f"sampled actions, exact regime switching) against the {what}'s V(0, x0):")  # fmt: skip
     run = jax.jit(
         lambda key, i0: monte_carlo_cost(
             game, solution.policy, key, regime0=i0, num_paths=args.paths, num_steps=100
@@ -240,64 +207,106 @@ def _solve(args) -> int:
             rows.append([f"start {i}", player, f"{exact[k, i]:.5f}", f"{learned[k, i]:.5f}",
                          f"{mean[k]:.5f}", f"{se[k]:.5f}", f"{z:+.2f}",
                          "ok" if abs(z) < 4 else "CHECK"])  # fmt: skip
-    print(
-        _table(["regime", "player", "Riccati V", "network V", "MC mean", "std err", "z", ""], rows)
-    )
+    print(_table(["regime", "player", "exact V", "network V", "MC mean", "std err", "z", ""],
+                 rows))  # fmt: skip
     print(f"(Monte Carlo took {time.perf_counter() - start:.1f} s; |z| < 4 expected)\n")
 
-    from .plotting import plot_value_and_policy
+    from .plotting import _pyplot, plot_history, plot_value_and_policy
 
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"solve_{args.example}.png")
-    fig = plot_value_and_policy(solution, reference=reference,
-                                title=f"Neural solver vs Riccati (dashed): {args.example} "
-                                      f"({args.concept})")  # fmt: skip
+    path = os.path.join(args.out, f"solve_{name}.png")
+    caption = f"Neural solver vs {what}: {name} ({args.concept})"
+    fig = plot_value_and_policy(solution, reference=reference, title=caption)
     fig.savefig(path, dpi=110)
-    hist_path = os.path.join(args.out, f"solve_{args.example}_history.png")
-    fig2 = _plot_history(solution.history, final=err,
-                         title=f"Training history: {args.example} ({args.concept})")  # fmt: skip
+    hist_path = os.path.join(args.out, f"solve_{name}_history.png")
+    fig2 = plot_history(solution.history, final=err,
+                        title=f"Training history: {name} ({args.concept})")  # fmt: skip
     fig2.savefig(hist_path, dpi=110)
-    from .plotting import _pyplot
-
     _pyplot().close(fig)
     _pyplot().close(fig2)
     print(f"Plots written to {path} and {hist_path}")
-    return 1 if solution.diverged else 0
+    return 1 if bool(solution.diverged) else 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line on stderr and exit code 2, before any work."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _example_help() -> str:
+    from .examples import EXAMPLES
+
+    lines = []
+    for name, make in EXAMPLES.items():
+        doc = (getattr(make, "__doc__", None) or "").strip().splitlines()
+        first = doc[0] if doc else "random LQ game (random_game; --dim, --regimes)"
+        lines.append(f"  {name:22s}{first}")
+    return "examples:\n" + "\n".join(lines)
 
 
 def main(argv=None) -> int:
     """Entry point of the ``stackjax`` console script."""
     from .examples import EXAMPLES, NON_LQ_EXAMPLES
 
-    lq_examples = sorted(set(EXAMPLES) - set(NON_LQ_EXAMPLES))  # both commands need Riccati
-
-    parser = argparse.ArgumentParser(prog="stackjax", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    lq_examples = sorted(set(EXAMPLES) - set(NON_LQ_EXAMPLES))
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(prog="stackjax", description=__doc__, epilog=_example_help(),
+                     formatter_class=fmt)  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     ric = sub.add_parser(
-        "riccati", help="exact LQ reference: values, gains, Monte Carlo check, plot"
-    )
+        "riccati", help="exact LQ reference: values, gains, Monte Carlo check, plot",
+        epilog=_example_help(), formatter_class=fmt,
+    )  # fmt: skip
     ric.add_argument("--example", default="scalar", choices=lq_examples)
     ric.add_argument("--concept", default="stackelberg", choices=["stackelberg", "nash"])
-    ric.add_argument("--num-times", type=int, default=101, help="output time grid size")
-    ric.add_argument("--paths", type=int, default=20_000, help="Monte Carlo paths")
-    ric.add_argument("--steps", type=int, default=200, help="Euler steps on [0, T]")
-    ric.add_argument("--seed", type=int, default=0)
+    ric.add_argument("--num-times", type=_int_at_least(2), default=101,
+                     help="output time grid size")  # fmt: skip
+    ric.add_argument("--paths", type=_int_at_least(2), default=20_000, help="Monte Carlo paths")
+    ric.add_argument("--steps", type=_int_at_least(1), default=200, help="Euler steps on [0, T]")
+    ric.add_argument("--seed", type=_int_at_least(0), default=0)
     ric.add_argument("--out", default="out", help="directory for the plot")
     ric.add_argument("--float32", action="store_true", help="do not enable float64")
     ric.set_defaults(func=_riccati)
-    sol = sub.add_parser("solve", help="neural solver: errors vs Riccati, Monte Carlo check, plots")
-    sol.add_argument("--example", default="random", choices=lq_examples)
-    sol.add_argument("--dim", type=int, default=None, help="state dimension (random; default 2)")
-    sol.add_argument("--regimes", type=int, default=None, help="regimes (random; default 2)")
+    sol = sub.add_parser(
+        "solve", help="neural solver: errors vs the exact solution, Monte Carlo check, plots",
+        epilog=_example_help(), formatter_class=fmt,
+    )  # fmt: skip
+    source = sol.add_mutually_exclusive_group()
+    source.add_argument("--example", default="random", choices=sorted(EXAMPLES))
+    source.add_argument("--game", default=None, metavar="FILE.npz",
+                        help="an LQ game saved with LQGame.save")  # fmt: skip
+    sol.add_argument("--dim", type=_int_at_least(1), default=None,
+                     help="state dimension (random; default 2)")  # fmt: skip
+    sol.add_argument("--regimes", type=_int_at_least(1), default=None,
+                     help="regimes (random; default 2)")  # fmt: skip
     sol.add_argument("--concept", default="stackelberg", choices=["stackelberg", "nash"])
-    sol.add_argument("--steps", type=int, default=None,
-                     help="Adam steps (default: the solver's; 0 for these LQ examples, which "
+    sol.add_argument("--steps", type=_int_at_least(0), default=None,
+                     help="Adam steps (default: the solver's; 0 for LQ games, which "
                      "Gauss-Newton alone fits faster)")  # fmt: skip
-    sol.add_argument("--paths", type=int, default=20_000, help="Monte Carlo paths")
-    sol.add_argument("--seed", type=int, default=0)
+    sol.add_argument("--paths", type=_int_at_least(2), default=20_000, help="Monte Carlo paths")
+    sol.add_argument("--seed", type=_int_at_least(0), default=0)
     sol.add_argument("--out", default="out", help="directory for the plots")
+    sol.add_argument("--quiet", action="store_true", help="no progress lines")
     sol.set_defaults(func=_solve)
     args = parser.parse_args(argv)
+    if getattr(args, "game", None) is not None and not os.path.isfile(args.game):
+        parser.exit(2, f"stackjax: error: --game {args.game}: no such file\n")
     return args.func(args)
 
 

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["plot_value_and_policy"]
+__all__ = ["plot_history", "plot_value_and_policy"]
 
 
 def _pyplot():
@@ -22,16 +22,17 @@ def _pyplot():
 
 def plot_value_and_policy(solution, *, reference=None, num_points: int = 101, span: float = 2.0,
                           title: str | None = None):  # fmt: skip
-    """Value slices per regime and policy means over time.
+    """Value slices per regime and policy means over time, with errors against a reference.
 
-    Top row: ``V_{k,i}(0, x0 + s e_1)`` for ``s in [-span, span]``, one panel per player, a line
-    per regime (dashed: ``reference`` if given). Bottom row: the players' first mean components
-    ``mu_{k,i}(t, x0)`` over ``t in [0, T]`` per regime, with ``± 1 std`` bands when the
-    policies explore.
+    Row 1: ``V_{k,i}(0, x0 + s e_1)`` for ``s in [-span, span]``, one panel per player, a line
+    per regime. Row 2: the players' first mean components ``mu_{k,i}(t, x0)`` over ``t in
+    [0, T]`` per regime, with ``± 1 std`` bands when the policies explore. With ``reference``
+    the reference is drawn on top (black dots, its own legend entry) and row 3 shows the
+    pointwise absolute errors of rows 1 and 2 on a log scale.
 
     Args:
       solution: object with ``.value(t, x) -> [2, m]``, ``.policy(t, x)`` and ``.game``.
-      reference: optional second solution drawn dashed (e.g. the Riccati reference).
+      reference: optional exact solution (e.g. `riccati_reference`).
       num_points: points per curve.
       span: half-width of the state slice.
       title: figure title.
@@ -50,43 +51,125 @@ def plot_value_and_policy(solution, *, reference=None, num_points: int = 101, sp
 
     def curves(sol):
         values = np.asarray(jax.vmap(lambda x: sol.value(zero, x))(xs))  # [N, 2, m]
-        pol = jax.vmap(lambda t: sol.policy(t, x0))(ts)
-        return values, jax.tree.map(np.asarray, pol)
+        pol = jax.tree.map(np.asarray, jax.vmap(lambda t: sol.policy(t, x0))(ts))
+        means = np.stack([pol.mean_leader[..., 0], pol.mean_follower[..., 0]], 1)  # [N, 2, m]
+        stds = np.sqrt(np.maximum(np.stack(
+            [pol.cov_leader[..., 0, 0], pol.cov_follower[..., 0, 0]], 1), 0.0))  # fmt: skip
+        return values, means, stds
 
-    values, pol = curves(solution)
+    values, means, stds = curves(solution)
     ref = curves(reference) if reference is not None else None
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+    rows = 3 if ref is not None else 2
+    fig, axes = plt.subplots(rows, 2, figsize=(11, 3.4 * rows), constrained_layout=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    s_np, t_np = np.asarray(s), np.asarray(ts)
     for k, player in enumerate(("leader", "follower")):
-        ax = axes[0, k]
-        for i in range(m):
-            ax.plot(
-                np.asarray(s), values[:, k, i], color=colors[i % len(colors)], label=f"regime {i}"
+        for row, (x, y, band, xlabel, ylabel, what) in enumerate([
+            (s_np, values, None, "x_1 - x0_1  (t = 0, other coordinates at x0)",
+             f"V_{k + 1},i(0, x)", "value"),
+            (t_np, means, stds, "t", f"mu_{k + 1},i(t, x0)[0]", "policy mean at x0"),
+        ]):  # fmt: skip
+            ax = axes[row, k]
+            for i in range(m):
+                c = colors[i % len(colors)]
+                ax.plot(x, y[:, k, i], color=c, lw=2, label=f"regime {i}")
+                if band is not None and np.any(band[:, k, i] > 0):
+                    ax.fill_between(x, y[:, k, i] - band[:, k, i], y[:, k, i] + band[:, k, i],
+                                    color=c, alpha=0.15, lw=0)  # fmt: skip
+                if ref is not None:
+                    r = ref[row][:, k, i]
+                    ax.plot(x[::4], r[::4], "o", color="black", ms=2.5,
+                            label="reference" if i == 0 else None)  # fmt: skip
+                    # Floor at the candidate's resolution: exact float ties are not "0 error".
+                    floor = np.finfo(y.dtype).eps * max(np.max(np.abs(r)), 1.0)
+                    err = np.maximum(np.abs(y[:, k, i] - r), floor)
+                    axes[2, row].semilogy(x, err, color=c, ls=("-", "--")[k],
+                                          label=f"{player}, regime {i}")  # fmt: skip
+            ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{player} {what}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    if ref is not None:
+        for col, (xlabel, what) in enumerate([
+            ("x_1 - x0_1  (t = 0)", "value"), ("t  (x = x0)", "policy mean (first component)"),
+        ]):  # fmt: skip
+            ax = axes[2, col]
+            ax.set(
+                xlabel=xlabel, ylabel="|candidate - reference|", title=f"pointwise error: {what}"
             )
-            if ref is not None:
-                ax.plot(np.asarray(s), ref[0][:, k, i], "--", color=colors[i % len(colors)], lw=1)
-        ax.set_xlabel("x_1 - x0_1  (other coordinates at x0, t = 0)")
-        ax.set_ylabel(f"V_{k + 1},i(0, x)")
-        ax.set_title(f"{player} value" + (" (dashed: reference)" if ref is not None else ""))
-        ax.legend(fontsize=8)
-        ax = axes[1, k]
-        mean = pol.mean_leader if k == 0 else pol.mean_follower  # [N, m, k]
-        cov = pol.cov_leader if k == 0 else pol.cov_follower  # [N, m, k, k]
-        for i in range(m):
-            c = colors[i % len(colors)]
-            ax.plot(np.asarray(ts), mean[:, i, 0], color=c, label=f"regime {i}")
-            std = np.sqrt(np.maximum(cov[:, i, 0, 0], 0.0))
-            if np.any(std > 0):
-                ax.fill_between(
-                    np.asarray(ts), mean[:, i, 0] - std, mean[:, i, 0] + std, color=c, alpha=0.15
-                )
-            if ref is not None:
-                ref_mean = ref[1].mean_leader if k == 0 else ref[1].mean_follower
-                ax.plot(np.asarray(ts), ref_mean[:, i, 0], "--", color=c, lw=1)
-        ax.set_xlabel("t")
-        ax.set_ylabel(f"mu_{k + 1},i(t, x0)[0]")
-        ax.set_title(f"{player} policy mean at x0 (band: ± 1 std)")
-        ax.legend(fontsize=8)
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_history(history, *, final=None, title: str | None = None):
+    """Training history: Adam loss, Gauss-Newton loss, and errors against a reference.
+
+    Panels appear only for what ran: the Adam loss (if there were Adam steps), the
+    Gauss-Newton loss per iteration (integer ticks; the kept iterate marked when the history
+    says which), and the relative errors at the reference checks (solid: value, dashed:
+    policy mean; ``final``: the `evaluate` dict after training, drawn as stars).
+
+    Args:
+      history: ``Solution.history``.
+      final: optional `evaluate` result.
+      title: figure title.
+
+    Returns:
+      The matplotlib ``Figure``.
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    errs = np.asarray(history.get("value_error", np.zeros((0,))))
+    refine = np.asarray(history.get("refine_loss", np.zeros((0,))))
+    adam_steps = int(np.asarray(history["step"]).size)
+    panels = (["adam"] if adam_steps else []) + (["refine"] if refine.size else [])
+    panels += ["errors"] if errs.size else []
+    if not panels:
+        panels = ["adam"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.2), squeeze=False,
+                             constrained_layout=True)  # fmt: skip
+    axes = dict(zip(panels, axes[0], strict=True))
+    if adam_steps:
+        ax = axes["adam"]
+        ax.semilogy(np.asarray(history["step"]) + 1, np.asarray(history["loss"]), lw=0.8)
+        ax.set(xlabel="Adam step", ylabel="loss (mean squared residual)", title="Adam loss")
+        ax.grid(True, which="both", alpha=0.3)
+    if "refine" in axes:
+        ax = axes["refine"]
+        its = np.arange(1, refine.size + 1)
+        ax.semilogy(its, refine, "o-", ms=4, label="loss after iteration")
+        kept = history.get("refine_best")
+        if kept is not None and np.size(kept):
+            j = int(np.asarray(kept))
+            ax.semilogy([j + 1], [refine[j]], "*", ms=14, color="C3", label="kept iterate")
+            ax.legend(fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel="Gauss-Newton iteration", ylabel="loss on the iteration's batch",
+               title="Gauss-Newton loss")  # fmt: skip
+        ax.grid(True, which="both", alpha=0.3)
+    if "errors" in axes:
+        ax = axes["errors"]
+        es = np.asarray(history["error_step"])
+        mean = np.asarray(history["mean_error"])
+        markers = ("o", "s", "^", "v", "D", "P")
+        for k, player in enumerate(("leader", "follower")):
+            for i in range(errs.shape[2]):
+                c, mk = f"C{2 * i + k}", markers[(2 * i + k) % len(markers)]
+                ax.semilogy(es, errs[:, k, i], "-", marker=mk, ms=4, color=c,
+                            label=f"{player}, regime {i}")  # fmt: skip
+                ax.semilogy(es, mean[:, k, i], "--", marker=mk, ms=3, color=c, mfc="none")
+                if final is not None:
+                    ax.semilogy([es[-1]], [final["value"][k, i]], "*", ms=11, color=c)
+        what = ("Adam steps + " if adam_steps else "") + "Gauss-Newton iterations"
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel=what, ylabel="relative L2 error",
+               title="errors vs reference (solid: value, dashed: mean)")  # fmt: skip
+        ax.title.set_fontsize(10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, ncol=1, loc="upper right")
     if title:
         fig.suptitle(title)
     return fig

@@ -4,6 +4,7 @@ import re
 
 import jax
 import numpy as np
+import pytest
 
 import stackjax as sj
 from stackjax.cli import main
@@ -55,3 +56,37 @@ def test_solve_command_trains_compares_with_riccati_and_writes_plots(tmp_path, c
 def test_solve_command_rejects_dimensions_contradicting_a_fixed_example(capsys):
     assert main(["solve", "--example", "scalar", "--dim", "3"]) == 2
     assert "fixed --dim 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, name",
+    [
+        (["solve", "--paths", "0"], "--paths"),
+        (["solve", "--steps", "-5"], "--steps"),
+        (["solve", "--dim", "x"], "--dim"),
+        (["riccati", "--steps", "0"], "--steps"),
+        (["riccati", "--num-times", "1"], "--num-times"),
+        (["solve", "--game", "no-such-file.npz"], "--game"),
+        (["solve", "--example", "nope"], "--example"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line_before_any_work(argv, name, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert name in err and len(err.splitlines()) == 1, err
+
+
+def test_solve_command_takes_a_saved_game(tmp_path, capsys):
+    path = tmp_path / "scalar.npz"
+    sj.examples.scalar_game().save(path)
+    code = main(["solve", "--game", str(path), "--paths", "200", "--quiet",
+                 "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "[stackjax.solve]" not in out  # --quiet: no progress lines
+    rows = re.findall(r"^regime (\d)\s+(leader|follower)\s+(\S+)\s+(\S+)", out, re.MULTILINE)
+    assert len(rows) == 4
+    assert max(float(r[2]) for r in rows) < 1e-2, out
+    assert (tmp_path / "solve_scalar.png").stat().st_size > 10_000

@@ -197,7 +197,7 @@ def zero_sum_game(lam=(0.2, 0.1), gamma: float = 2.0) -> LQGame:
 
 
 def cross_term_game(lam=(0.2, 0.2), cross: float = 0.8) -> LQGame:
-    """d = 2, m = 2, where the follower's cost cross term ``R12`` makes Stackelberg != Nash."""
+    """d = 2, m = 2, where the follower's cost cross term R12 makes Stackelberg != Nash."""
     m, d = 2, 2
     Gamma = np.array([[-1.0, 1.0], [0.5, -0.5]])
     A = np.stack([[[-0.3, 0.2], [0.1, -0.5]], [[0.0, 0.4], [-0.3, -0.2]]])

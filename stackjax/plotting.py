@@ -140,14 +140,18 @@ def plot_history(history, *, final=None, title: str | None = None):
     if "refine" in axes:
         ax = axes["refine"]
         its = np.arange(1, refine.size + 1)
-        ax.semilogy(its, refine, "o-", ms=4, label="loss after iteration")
+        ax.semilogy(its, refine, "o-", ms=4, label="on the iteration's batch")
+        scores = np.asarray(history.get("refine_evaluation_loss", np.zeros((0,))))
+        if scores.size == refine.size:
+            ax.semilogy(its, scores, "s--", ms=3, mfc="none", label="on the evaluation batch")
         kept = history.get("refine_best")
-        if kept is not None and np.size(kept):
+        if kept is not None and np.size(kept) and int(np.asarray(kept)) >= 0:
             j = int(np.asarray(kept))
-            ax.semilogy([j + 1], [refine[j]], "*", ms=14, color="C3", label="kept iterate")
-            ax.legend(fontsize=8)
+            ax.semilogy([j + 1], [scores[j] if scores.size else refine[j]], "*", ms=14,
+                        color="C3", label="returned iterate")  # fmt: skip
+        ax.legend(fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(xlabel="Gauss-Newton iteration", ylabel="loss on the iteration's batch",
+        ax.set(xlabel="Gauss-Newton iteration", ylabel="loss after the iteration",
                title="Gauss-Newton loss")  # fmt: skip
         ax.grid(True, which="both", alpha=0.3)
     if "errors" in axes:

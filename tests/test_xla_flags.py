@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent(
     state = init(jax.random.key(1))
     net = sj.network_value(game, config, state.params, state.norm)
     key = jax.random.key(7)
-    new, (before, after) = refine(
+    new, (before, after, _) = refine(
         game, state, key, config=config, controlled=net.controlled, num=1
     )
     # Independent evaluation on the same batch (iteration 0 draws from fold_in(key, 0)).

@@ -219,53 +219,77 @@ def solve(
             hist = _concat_history(history, chunks)
             save_checkpoint(checkpoint_dir, state, hist, key_data=key_data, settings=settings)
     # Gauss-Newton refinement once all Adam steps are done (not after an interruption).
-    refine_losses = [np.asarray(history.get("refine_loss", np.zeros((0,), dtype)))]
+    empty = np.zeros((0,), dtype)
+    refine_losses = [np.asarray(history.get("refine_loss", empty))]
+    refine_scores = [np.asarray(history.get("refine_evaluation_loss", empty))]
     done_refine = int(state.refine_step) if concrete else 0
     refine_total = refine_iterations(game, config)
     stopped = concrete and bool(status.diverged)
     if not stopped and done >= config.num_steps and done_refine < refine_total:
         if stop_at_step is None or stop_at_step > config.num_steps:
             tic = time.perf_counter()
-            # With reference checks: one iteration per call (iteration j uses fold_in(key, j),
-            # so the result does not depend on this), each followed by a check.
-            pieces = (
-                [1] * (refine_total - done_refine)
-                if reference is not None
-                else [refine_total - done_refine]
+            # Iteration j uses fold_in(key, j), so splitting the iterations into pieces does not
+            # change the result: one per reference check, a few for progress lines, else one.
+            pieces = _refine_pieces(
+                refine_total - done_refine, reference is not None, concrete and config.verbose
             )
             k_refine = jax.random.fold_in(k_train, config.num_steps + 1)
             for piece in pieces:
                 tic_piece = time.perf_counter()
                 start = state.refine_step
-                state, (before, after) = refine(
+                state, (before, after, score) = refine(
                     game, state, k_refine, config=config, controlled=controlled, num=piece
                 )
                 status = _gauss_newton_status(status, before, start)
                 refine_losses.append(after)
+                refine_scores.append(score)
                 if reference is not None:
                     jax.block_until_ready(after)
                     clock += time.perf_counter() - tic_piece
                     check(done + int(state.refine_step))
+                if concrete and config.verbose and (reference is None or len(pieces) < 9 or
+                                                    int(state.refine_step) % 5 == 0):  # fmt: skip
+                    seconds = time.perf_counter() - tic_piece
+                    first = " incl. compilation" if int(start) == done_refine else ""
+                    line = (
+                        f"[stackjax.solve] Gauss-Newton {int(state.refine_step)}/{refine_total}"
+                        f"  loss {float(after[-1]):.3e}  {piece / seconds:.2f} it/s{first}"
+                    )
+                    if errors["step"] and errors["step"][-1] == done + int(state.refine_step):
+                        line += (
+                            f"  | max rel. error: value {np.max(errors['value'][-1]):.2e}, "
+                            f"policy mean {np.max(errors['mean'][-1]):.2e}"
+                        )
+                    print(line, flush=True)
             if concrete:
                 after = np.concatenate([np.asarray(a) for a in refine_losses[1:]])
                 if config.verbose:
                     print(
                         f"[stackjax.solve] Gauss-Newton refinement: {after.size} iterations, "
-                        f"loss {after[0]:.3e} -> {after[-1]:.3e} "
-                        f"({time.perf_counter() - tic:.1f} s incl. compilation)",
+                        f"loss {after[0]:.3e} -> {after[-1]:.3e}, kept iteration "
+                        f"{int(state.best_step) + 1} ({time.perf_counter() - tic:.1f} s incl. "
+                        "compilation)",
                         flush=True,
                     )
                 if checkpoint_dir is not None:
                     hist = _concat_history(history, chunks)
                     hist["refine_loss"] = np.concatenate(refine_losses)
+                    hist["refine_evaluation_loss"] = np.concatenate(refine_scores)
                     save_checkpoint(
                         checkpoint_dir, state, hist, key_data=key_data, settings=settings
                     )
+    if int(refine_total) > 0 and (not concrete or int(state.refine_step) >= refine_total):
+        # The refinement is complete: return its best iterate (the fixed evaluation batch).
+        keep = jnp.isfinite(state.best_loss)
+        state = state.replace(
+            params=jax.tree.map(lambda b, p: jnp.where(keep, b, p), state.best_params, state.params)
+        )
     train_seconds = time.perf_counter() - t_start
     full_history = _concat_history(history, chunks)
-    full_history["refine_loss"] = (
-        np.concatenate(refine_losses) if concrete else jnp.concatenate(refine_losses)
-    )
+    join = np.concatenate if concrete else jnp.concatenate
+    full_history["refine_loss"] = join(refine_losses)
+    full_history["refine_evaluation_loss"] = join(refine_scores)
+    full_history["refine_best"] = np.asarray(state.best_step) if concrete else state.best_step
     if errors["step"]:
         full_history["error_step"] = np.asarray(errors["step"])
         full_history["error_seconds"] = np.asarray(errors["seconds"])
@@ -291,6 +315,18 @@ def solve(
             warnings.warn(message, TrainingDivergedWarning, stacklevel=2)
         _warn_parabolicity(game, controlled, diagnostics)
     return _make_solution(state, game, full_history, [], diagnostics, status, config, controlled)
+
+
+def _refine_pieces(total: int, checks: bool, progress: bool) -> list[int]:
+    """How `solve` splits ``total`` Gauss-Newton iterations into jitted calls: one per
+    reference check, about four equal pieces (a divisor of ``total``: one compilation) for
+    progress lines, else a single call."""
+    if checks:
+        return [1] * total
+    if progress and total >= 8:
+        size = max(c for c in range(1, total // 4 + 1) if total % c == 0)
+        return [size] * (total // size)
+    return [total]
 
 
 def _gauss_newton_status(status, before, start):

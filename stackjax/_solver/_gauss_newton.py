@@ -82,14 +82,36 @@ def refine(game, state, base_key, *, config, controlled, num, cg_unroll=1):
     vector-Jacobian products (no Jacobian is formed). The step is accepted if it lowers the
     loss on the batch (then ``mu /= 3``), otherwise rejected (``mu *= 4``). ``cg_unroll``
     (static) is passed to `pcg` as ``unroll``; the result does not depend on it.
+
+    Every iterate is also scored on one fixed evaluation batch (``refine_batch_size`` points
+    from ``fold_in(key, -1)``); ``state.best_params`` keeps the best iterate so far (the
+    starting parameters count as iteration ``-1``), which `solve` returns.
+
+    Returns:
+      ``(state, (loss_before [num], loss_after [num], evaluation_loss [num]))``.
     """
     network = network_value(game, config, state.params, state.norm, controlled=controlled)
     mesh = data_mesh(config)
     flat, unravel = jax.flatten_util.ravel_pytree(state.params)
+    best_flat, _ = jax.flatten_util.ravel_pytree(state.best_params)
     n = config.refine_batch_size
+    k_pts, k_op = jax.random.split(jax.random.fold_in(base_key, jnp.iinfo(jnp.int32).max))
+    evaluation = sample_batch(network.game, config, k_pts, k_op, n, mesh)
+
+    def evaluation_loss(theta):
+        r, vec = network.replace(params=unravel(theta)).residual_vector(*evaluation)
+        return jnp.sum(vec**2) / r.size
+
+    start_loss = evaluation_loss(flat)
+    first = jnp.isinf(state.best_loss)  # the starting parameters are the first candidate
+    best = (
+        jnp.where(first, flat, best_flat),
+        jnp.where(first, start_loss, state.best_loss),
+        jnp.where(first, state.refine_step - 1, state.best_step),
+    )
 
     def body(carry, _):
-        flat, mu, j = carry
+        flat, mu, j, best = carry
         k_pts, k_op = jax.random.split(jax.random.fold_in(base_key, j))
         t, x, keys = sample_batch(network.game, config, k_pts, k_op, n, mesh)
         residual_vector, r, jvp_fn, vjp_fn = linearized_residuals(
@@ -110,10 +132,20 @@ def refine(game, state, base_key, *, config, controlled, num, cg_unroll=1):
         accept = jnp.isfinite(loss_new) & (loss_new < loss_old)
         flat = jnp.where(accept, new, flat)
         mu = jnp.clip(jnp.where(accept, mu / 3.0, mu * 4.0), 1e-9, 1e6)
-        return (flat, mu, j + 1), (loss_old, jnp.where(accept, loss_new, loss_old))
+        score = evaluation_loss(flat)
+        better = jnp.isfinite(score) & (score < best[1])
+        best = (
+            jnp.where(better, flat, best[0]),
+            jnp.where(better, score, best[1]),
+            jnp.where(better, j, best[2]),
+        )
+        return (flat, mu, j + 1, best), (loss_old, jnp.where(accept, loss_new, loss_old), score)
 
-    (flat, mu, j), losses = jax.lax.scan(
-        body, (flat, state.damping, state.refine_step), None, length=num
+    (flat, mu, j, best), losses = jax.lax.scan(
+        body, (flat, state.damping, state.refine_step, best), None, length=num
     )
-    state = state.replace(params=unravel(flat), damping=mu, refine_step=j)
+    state = state.replace(
+        params=unravel(flat), damping=mu, refine_step=j,
+        best_params=unravel(best[0]), best_loss=best[1], best_step=best[2],
+    )  # fmt: skip
     return state, losses

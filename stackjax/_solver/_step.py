@@ -35,6 +35,10 @@ class TrainState(struct.PyTreeNode):
       norm: `Normalization` of the networks (fixed at initialisation).
       pool_t: [P] times of the on-policy / adaptive pool (``P = 0`` when unused).
       pool_x: [P, d] states of the pool.
+      best_params: the best Gauss-Newton iterate so far (by the loss on the refinement's
+        fixed evaluation batch; equal to ``params`` before the refinement).
+      best_loss: [] its evaluation loss (``inf`` before the refinement).
+      best_step: [] int32 its iteration (``-1``: the parameters the refinement started from).
     """
 
     params: dict
@@ -45,6 +49,9 @@ class TrainState(struct.PyTreeNode):
     norm: Normalization
     pool_t: jax.Array
     pool_x: jax.Array
+    best_params: dict
+    best_loss: jax.Array
+    best_step: jax.Array
 
 
 def learning_rate(config: SolverConfig, state_dim: int) -> float:
@@ -133,6 +140,9 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
             norm=norm,
             pool_t=pool_t,
             pool_x=pool_x,
+            best_params=params,
+            best_loss=jnp.asarray(jnp.inf, dtype),
+            best_step=jnp.asarray(-1, jnp.int32),
         )
 
     def network(params, norm, g) -> NetworkValue:

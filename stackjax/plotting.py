@@ -11,10 +11,7 @@ __all__ = ["plot_history", "plot_value_and_policy"]
 
 def _pyplot():
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # (the default backend; Agg without a display)
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("Plotting needs matplotlib: pip install 'stackjax[plot]'") from err
     return plt

@@ -20,6 +20,7 @@ from flax import struct
 
 from ._protocol import Coefficients as Coefficients
 from ._protocol import ControlQuadraticGame as ControlQuadraticGame
+from ._protocol import SymbolGame
 from ._protocol import default_float_dtype as default_float_dtype
 from ._validation import check_generator, fail, is_concrete
 
@@ -60,7 +61,7 @@ _REQUIRED = ("T", "Gamma", "A", "B1", "B2", "R11", "R22", "lam")
 SYMBOLS = ("T", "Gamma", *_MODEL_SHAPES, *_COST_SHAPES, "lam", "x0")
 
 
-class LQGame(struct.PyTreeNode):
+class LQGame(SymbolGame, struct.PyTreeNode):
     """Entropy-regularized LQ Stackelberg game with Markov regime switching (docs/math.md §1-2).
 
     Build with `make_lq_game`, which validates the input. Per-regime model arrays carry a
@@ -95,31 +96,8 @@ class LQGame(struct.PyTreeNode):
     x0: jax.Array  # [d] reference initial state
     zero_sum: bool = struct.field(pytree_node=False, default=False)
 
-    # Protocol ---------------------------------------------------------------------------
-    @property
-    def horizon(self) -> jax.Array:
-        return self.T
-
-    @property
-    def generator(self) -> jax.Array:
-        return self.Gamma
-
-    @property
-    def temperatures(self) -> jax.Array:
-        return self.lam
-
-    @property
-    def initial_state(self) -> jax.Array:
-        return self.x0
-
-    @property
-    def num_regimes(self) -> int:
-        return self.Gamma.shape[-1]
-
-    @property
-    def state_dim(self) -> int:
-        return self.A.shape[-1]
-
+    # Protocol (horizon, generator, temperatures, initial_state, num_regimes, state_dim
+    # from `SymbolGame`) ---------------------------------------------------------------
     @property
     def leader_dim(self) -> int:
         return self.B1.shape[-1]

@@ -186,6 +186,27 @@ class GameBase:
         validate_protocol_game(self)
 
 
+class SymbolGame(GameBase):
+    """`GameBase` for games stored under the symbols of docs/math.md (``T``, ``Gamma``,
+    ``lam``, ``x0``): the protocol's names are aliases of those fields."""
+
+    @property
+    def horizon(self) -> jax.Array:
+        return self.T
+
+    @property
+    def generator(self) -> jax.Array:
+        return self.Gamma
+
+    @property
+    def temperatures(self) -> jax.Array:
+        return self.lam
+
+    @property
+    def initial_state(self) -> jax.Array:
+        return self.x0
+
+
 def validate_game(game) -> None:
     """``game.validate()`` when the game has it, else the protocol checks."""
     hook = getattr(game, "validate", None)

@@ -19,13 +19,13 @@ from flax import struct
 from jax.scipy.special import logsumexp, xlogy
 
 from .._gibbs import GaussianPolicy
-from .._protocol import Coefficients, GameBase, default_float_dtype
+from .._protocol import Coefficients, SymbolGame, default_float_dtype
 from .._validation import check_generator, fail
 
 __all__ = ["ColeHopfGame", "ExactSolution", "make_cole_hopf_game"]
 
 
-class ColeHopfGame(GameBase, struct.PyTreeNode):
+class ColeHopfGame(SymbolGame, struct.PyTreeNode):
     """Regime-switching Stackelberg game with soft-min terminal costs and an exact solution.
 
     Follows the `ControlQuadraticGame` protocol (use it with `hjbi_residual`, `simulate`,
@@ -83,31 +83,8 @@ class ColeHopfGame(GameBase, struct.PyTreeNode):
     zero_sum: bool = struct.field(pytree_node=False, default=False)
     has_controlled_diffusion: bool = struct.field(pytree_node=False, default=False)
 
-    # Protocol ---------------------------------------------------------------------------
-    @property
-    def horizon(self) -> jax.Array:
-        return self.T
-
-    @property
-    def generator(self) -> jax.Array:
-        return self.Gamma
-
-    @property
-    def temperatures(self) -> jax.Array:
-        return self.lam
-
-    @property
-    def initial_state(self) -> jax.Array:
-        return self.x0
-
-    @property
-    def num_regimes(self) -> int:
-        return self.Gamma.shape[-1]
-
-    @property
-    def state_dim(self) -> int:
-        return self.x0.shape[-1]
-
+    # Protocol (horizon, generator, temperatures, initial_state, num_regimes, state_dim
+    # from `SymbolGame`) ---------------------------------------------------------------
     @property
     def leader_dim(self) -> int:
         return self.leader_block

@@ -18,6 +18,7 @@ __all__ = [
     "safe_cholesky",
     "gaussian_log_density",
     "entropy_cost",
+    "gibbs_entropy_payment",
 ]
 
 
@@ -29,6 +30,18 @@ def _cholesky(matrix: jax.Array) -> jax.Array:
 def _logdet_pd(matrix: jax.Array) -> jax.Array:
     """``log det`` of a positive definite matrix via Cholesky (NaN if not positive definite)."""
     return 2.0 * jnp.sum(jnp.log(jnp.diagonal(_cholesky(matrix))))
+
+
+def gibbs_entropy_payment(temperature: jax.Array, dim: int, logdet_weight: jax.Array) -> jax.Array:
+    """``-lambda/2 log det(2 pi e Sigma)`` at ``Sigma = lambda/2 W^{-1}``, from ``log det W``.
+
+    Equals ``-lambda k/2 log(pi e lambda) + lambda/2 log det W``; 0 at ``lambda = 0``.
+
+    Args:
+      temperature: [] ``lambda >= 0``.  dim: ``k``.  logdet_weight: [] ``log det W``.
+    """
+    lam = temperature
+    return -0.5 * dim * xlogy(lam, jnp.pi * jnp.e * lam) + 0.5 * lam * logdet_weight
 
 
 def entropy_cost(temperature: jax.Array, weight: jax.Array) -> jax.Array:
@@ -48,7 +61,7 @@ def entropy_cost(temperature: jax.Array, weight: jax.Array) -> jax.Array:
     positive = temperature > 0
     safe_weight = jnp.where(positive, weight, jnp.eye(k, dtype=weight.dtype))
     logdet = jnp.where(positive, _logdet_pd(safe_weight), 0.0)
-    return -0.5 * k * xlogy(temperature, jnp.pi * jnp.e * temperature) + 0.5 * temperature * logdet
+    return gibbs_entropy_payment(temperature, k, logdet)
 
 
 def gibbs_covariance(temperature: jax.Array, weight: jax.Array) -> jax.Array:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import struct
-from jax.scipy.special import xlogy
 
+from ._gibbs import gibbs_entropy_payment
 from ._protocol import Coefficients
 
 __all__ = [
@@ -235,12 +235,8 @@ def pointwise_equilibrium(
     cov_follower = 0.5 * lam2 * _cho_solve_factor(chol_f, eye2)
     logdet_l = jnp.where(explores, 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_l))), 0.0)
     logdet_f = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_f)))
-    # -lambda/2 log det(2 pi e Sigma) with Sigma = lambda/2 Rt^{-1}   (0 at lambda = 0).
     own_entropy = jnp.stack(
-        [
-            -0.5 * k1 * xlogy(lam1, jnp.pi * jnp.e * lam1) + 0.5 * lam1 * logdet_l,
-            -0.5 * k2 * xlogy(lam2, jnp.pi * jnp.e * lam2) + 0.5 * lam2 * logdet_f,
-        ]
+        [gibbs_entropy_payment(lam1, k1, logdet_l), gibbs_entropy_payment(lam2, k2, logdet_f)]
     )
     if zero_sum:
         value = own_entropy[0] - own_entropy[1]

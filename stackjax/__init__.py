@@ -58,6 +58,7 @@ from ._solver import TrainingDivergedWarning as TrainingDivergedWarning
 from ._solver import TrainState as TrainState
 from ._solver import make_train_step as make_train_step
 from ._solver import network_value as network_value
+from ._solver import print_progress as print_progress
 from ._solver import resolve_config as resolve_config
 from ._solver import solution_diagnostics as solution_diagnostics
 from ._solver import solve as solve
@@ -105,6 +106,7 @@ __all__ = [
     "policy_from_values",
     "pre_hamiltonian",
     "principal_symbol",
+    "print_progress",
     "regime_equilibrium",
     "resample_by_residual",
     "resolve_config",

@@ -9,6 +9,7 @@ chunks, result codes), `_solution` (`Solution`, diagnostics), `_driver` (`solve`
 from ._config import SolverConfig as SolverConfig
 from ._config import TrainingDivergedWarning as TrainingDivergedWarning
 from ._defaults import resolve_config as resolve_config
+from ._driver import print_progress as print_progress
 from ._driver import solve as solve
 from ._solution import Solution as Solution
 from ._solution import solution_diagnostics as solution_diagnostics
@@ -25,6 +26,7 @@ __all__ = [
     "TrainingDivergedWarning",
     "make_train_step",
     "network_value",
+    "print_progress",
     "resolve_config",
     "solution_diagnostics",
     "solve",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import time
 import warnings
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +37,7 @@ from ._solution import PLAYERS, Solution, _diagnostics, divergence_message
 from ._step import data_mesh, make_train_step
 from ._value import NetworkValue, value_model
 
-__all__ = ["solve"]
+__all__ = ["print_progress", "solve"]
 
 
 @functools.partial(jax.jit, static_argnames=("config", "controlled", "num_points"))
@@ -84,6 +85,7 @@ def solve(
     *,
     checkpoint_dir=None,
     stop_at_step: int | None = None,
+    progress: Callable[[str, dict], None] | None = None,
 ) -> Solution:
     """Trains value networks of both players in every regime on the HJB residuals (§5.3).
 
@@ -109,6 +111,9 @@ def solve(
       config: `SolverConfig` (defaults if ``None``).
       checkpoint_dir: directory to checkpoint to and resume from (optional).
       stop_at_step: stop once this many steps are done (optional).
+      progress: ``progress(line, info)`` receives each progress line and its numbers
+        (``phase``, ``step``, ``loss``, ``rate``, ...) between the jitted pieces; default
+        `print_progress` when ``config.verbose``, nothing under tracing.
 
     Returns:
       `Solution`.
@@ -128,6 +133,8 @@ def solve(
     init, _ = make_train_step(game, config, controlled=controlled)
     mesh = data_mesh(config)
     concrete = is_concrete((game, key))
+    report = _Reporter(progress if progress is not None else
+                       (print_progress if config.verbose else None), concrete)  # fmt: skip
     k_init, k_train, k_diag, k_ref, k_pool = jax.random.split(key, 5)
     state = init(k_init)
     status = initial_status(game.num_regimes, dtype)
@@ -144,8 +151,8 @@ def solve(
         state, history = restore_checkpoint(
             checkpoint_dir, state, key_data=key_data, settings=settings
         )
-        if config.verbose:
-            print(f"[stackjax.solve] resumed from {checkpoint_dir} at step {int(state.step)}")
+        report(f"resumed from {checkpoint_dir} at step {int(state.step)}", phase="resume",
+               step=int(state.step))  # fmt: skip
     done = int(state.step) if concrete else 0
     target = config.num_steps if stop_at_step is None else min(config.num_steps, stop_at_step)
     state, game = replicate((state, game), mesh)
@@ -199,11 +206,11 @@ def solve(
             break
         if reference is not None and chunk_index % config.reference_every == 0:
             check(done)
-        if config.verbose:
+        if report.active:
             terms = np.asarray(metrics["residual"][-1])
             worst = np.unravel_index(np.argmax(terms), terms.shape)
             line = (
-                f"[stackjax.solve] step {done}/{config.num_steps}  loss {loss[-1]:.3e}  "
+                f"step {done}/{config.num_steps}  loss {loss[-1]:.3e}  "
                 f"(worst: {PLAYERS[worst[0]]} regime {worst[1]} {terms[worst]:.2e})  "
                 f"{num / elapsed:.0f} steps/s{' incl. compilation' if chunk_index == 1 else ''}"
             )
@@ -212,7 +219,7 @@ def solve(
                     f"  | max rel. error: value {np.max(errors['value'][-1]):.2e}, "
                     f"policy mean {np.max(errors['mean'][-1]):.2e}"
                 )
-            print(line, flush=True)
+            report(line, phase="adam", step=done, loss=float(loss[-1]), rate=num / elapsed)
         if checkpoint_dir is not None and (
             chunk_index % config.checkpoint_every == 0 or done >= target
         ):
@@ -231,7 +238,7 @@ def solve(
             # Iteration j uses fold_in(key, j), so splitting the iterations into pieces does not
             # change the result: one per reference check, a few for progress lines, else one.
             pieces = _refine_pieces(
-                refine_total - done_refine, reference is not None, concrete and config.verbose
+                refine_total - done_refine, reference is not None, report.active
             )
             k_refine = jax.random.fold_in(k_train, config.num_steps + 1)
             for piece in pieces:
@@ -247,12 +254,12 @@ def solve(
                     jax.block_until_ready(after)
                     clock += time.perf_counter() - tic_piece
                     check(done + int(state.refine_step))
-                if concrete and config.verbose and (reference is None or len(pieces) < 9 or
-                                                    int(state.refine_step) % 5 == 0):  # fmt: skip
+                if report.active and (reference is None or len(pieces) < 9 or
+                                      int(state.refine_step) % 5 == 0):  # fmt: skip
                     seconds = time.perf_counter() - tic_piece
                     first = " incl. compilation" if int(start) == done_refine else ""
                     line = (
-                        f"[stackjax.solve] Gauss-Newton {int(state.refine_step)}/{refine_total}"
+                        f"Gauss-Newton {int(state.refine_step)}/{refine_total}"
                         f"  loss {float(after[-1]):.3e}  {piece / seconds:.2f} it/s{first}"
                     )
                     if errors["step"] and errors["step"][-1] == done + int(state.refine_step):
@@ -260,17 +267,19 @@ def solve(
                             f"  | max rel. error: value {np.max(errors['value'][-1]):.2e}, "
                             f"policy mean {np.max(errors['mean'][-1]):.2e}"
                         )
-                    print(line, flush=True)
+                    report(line, phase="gauss_newton", step=int(state.refine_step),
+                           loss=float(after[-1]), rate=piece / seconds)  # fmt: skip
             if concrete:
                 after = np.concatenate([np.asarray(a) for a in refine_losses[1:]])
-                if config.verbose:
-                    print(
-                        f"[stackjax.solve] Gauss-Newton refinement: {after.size} iterations, "
-                        f"loss {after[0]:.3e} -> {after[-1]:.3e}, kept iteration "
-                        f"{int(state.best_step) + 1} ({time.perf_counter() - tic:.1f} s incl. "
-                        "compilation)",
-                        flush=True,
-                    )
+                report(
+                    f"Gauss-Newton refinement: {after.size} iterations, loss {after[0]:.3e} -> "
+                    f"{after[-1]:.3e}, kept iteration {int(state.best_step) + 1} "
+                    f"({time.perf_counter() - tic:.1f} s incl. compilation)",
+                    phase="gauss_newton_done",
+                    step=int(state.refine_step),
+                    loss=float(after[-1]),
+                    kept=int(state.best_step),
+                )
                 if checkpoint_dir is not None:
                     hist = _concat_history(history, chunks)
                     hist["refine_loss"] = np.concatenate(refine_losses)
@@ -315,6 +324,27 @@ def solve(
             warnings.warn(message, TrainingDivergedWarning, stacklevel=2)
         _warn_parabolicity(game, controlled, diagnostics)
     return _make_solution(state, game, full_history, [], diagnostics, status, config, controlled)
+
+
+def print_progress(line: str, info: dict) -> None:
+    """The default progress meter: one ``[stackjax.solve]`` line per event."""
+    del info
+    print(f"[stackjax.solve] {line}", flush=True)
+
+
+class _Reporter:
+    """Sends progress lines to the meter (never under tracing)."""
+
+    def __init__(self, meter, concrete: bool):
+        self.meter = meter if concrete else None
+
+    @property
+    def active(self) -> bool:
+        return self.meter is not None
+
+    def __call__(self, line: str, **info) -> None:
+        if self.meter is not None:
+            self.meter(line, info)
 
 
 def _refine_pieces(total: int, checks: bool, progress: bool) -> list[int]:

@@ -135,3 +135,22 @@ def test_on_policy_fraction_runs_and_solution_policy_simulates(tiny):
         game, solution.policy, jax.random.key(1), num_paths=16, num_steps=8
     )
     assert mean.shape == (2,) and np.all(np.isfinite(mean)) and np.all(stderr > 0)
+
+
+def test_progress_meter_receives_every_phase(tiny):
+    """Progress lines go to the meter (Adam chunks, Gauss-Newton pieces with their rate), not
+    to stdout; under vmap the meter is not called."""
+    game = examples.scalar_game()
+    config = tiny.replace(refine_steps=8, refine_batch_size=32, cg_iterations=2, verbose=True)
+    seen = []
+    solve(game, jax.random.key(0), config, progress=lambda line, info: seen.append(info))
+    phases = [info["phase"] for info in seen]
+    assert phases.count("adam") == 2  # 20 steps in chunks of 10
+    assert phases.count("gauss_newton") == 4 and phases[-1] == "gauss_newton_done"
+    assert all(info["rate"] > 0 for info in seen if "rate" in info)
+    assert [info["step"] for info in seen if info["phase"] == "gauss_newton"] == [2, 4, 6, 8]
+    seen.clear()
+    jax.vmap(lambda k: solve(game, k, config.replace(refine_steps=0), progress=seen.append))(
+        jax.random.split(jax.random.key(1), 2)
+    )
+    assert not seen

@@ -1,7 +1,7 @@
-"""``python -m stackjax`` runs the command line (see `stackjax.cli`)."""
+"""``python -m stackjax``: the command line (see `stackjax.cli`)."""
 
 import sys
 
-from .cli import main
+from .cli import run
 
-sys.exit(main())
+sys.exit(run())

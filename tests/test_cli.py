@@ -90,3 +90,23 @@ def test_solve_command_takes_a_saved_game(tmp_path, capsys):
     assert len(rows) == 4
     assert max(float(r[2]) for r in rows) < 1e-2, out
     assert (tmp_path / "solve_scalar.png").stat().st_size > 10_000
+
+
+def test_console_command_fills_the_persistent_compilation_cache(tmp_path):
+    """``python -m stackjax`` (the console entry) stores compiled programs in the cache
+    directory; ``STACKJAX_NO_CACHE=1`` turns it off."""
+    import os
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "stackjax", "riccati", "--example", "scalar", "--paths", "100",
+            "--steps", "10", "--num-times", "11", "--out", str(tmp_path / "out")]  # fmt: skip
+    for off in (False, True):
+        cache = tmp_path / f"cache-{off}"
+        env = {**os.environ, "STACKJAX_CACHE_DIR": str(cache), "MPLBACKEND": "Agg"}
+        if off:
+            env["STACKJAX_NO_CACHE"] = "1"
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        entries = list(cache.rglob("*")) if cache.exists() else []
+        assert (len(entries) == 0) == off, entries

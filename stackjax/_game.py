@@ -11,6 +11,8 @@ a leading ``[2]`` axis is the player (0 = leader, 1 = follower).
 
 from __future__ import annotations
 
+import os
+import zipfile
 from typing import Any
 
 import jax
@@ -167,22 +169,65 @@ class LQGame(SymbolGame, struct.PyTreeNode):
         raises ``ValueError`` naming the symbol. Traced values are not checked."""
         make_lq_game(**self.to_dict())
 
-    def save(self, path) -> None:
-        """Writes the game to a ``.npz`` file readable by `load_game`."""
-        arrays = {k: np.asarray(v) for k, v in self.to_dict().items()}
+    def save(self, path) -> str:
+        """Writes the game to a ``.npz`` file readable by `load_game`; returns the file name
+        (``.npz`` is appended when ``path`` has no such suffix, as `numpy.savez` does)."""
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        arrays = {k: np.asarray(v) for k, v in self.to_dict().items() if k != "zero_sum"}
+        arrays["zero_sum"] = np.asarray(bool(self.zero_sum))
+        arrays["format"] = np.asarray(_FORMAT)
         np.savez(path, **arrays)
+        return path
 
     def replace_temperatures(self, lam) -> LQGame:
         """Copy of the game with temperatures ``lam`` [2] (validated)."""
         return make_lq_game(**{**self.to_dict(), "lam": lam})
 
 
+_FORMAT = "stackjax.LQGame/1"
+
+
 def load_game(path) -> LQGame:
-    """Reads a game saved by `LQGame.save` (or any ``.npz`` with docs/math.md's symbols)."""
-    with np.load(path) as data:
-        symbols = {k: data[k] for k in data.files}
+    """Reads a game saved by `LQGame.save` (or any ``.npz`` with the symbols of docs/math.md §0).
+
+    ``path`` may omit the ``.npz`` suffix. Nothing is unpickled. Raises ``ValueError`` naming
+    the file for a missing, truncated or foreign file, an unknown symbol or a ``zero_sum``
+    entry that is not a boolean, and `make_lq_game`'s errors for invalid values.
+    """
+    name = os.fspath(path)
+    if not os.path.isfile(name) and os.path.isfile(name + ".npz"):
+        name += ".npz"
+    if not os.path.isfile(name):
+        raise FileNotFoundError(f"load_game: no file {name!r} (nor {name + '.npz'!r}).")
+    if not zipfile.is_zipfile(name):
+        raise ValueError(
+            f"load_game: {name!r} is not a .npz archive (a truncated file, a .npy array or "
+            "another format). Fix: save games with LQGame.save."
+        )
+    try:
+        with np.load(name, allow_pickle=False) as data:
+            symbols = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+        raise ValueError(
+            f"load_game: {name!r} could not be read ({err}). Fix: save it again."
+        ) from err
+    symbols.pop("format", None)
+    unknown = sorted(set(symbols) - set(SYMBOLS) - {"zero_sum"})
+    if unknown:
+        raise ValueError(
+            f"load_game: {name!r} holds entries that are not game symbols: {unknown}. Fix: keep "
+            f"only {list(SYMBOLS)} and zero_sum."
+        )
     if "zero_sum" in symbols:
-        symbols["zero_sum"] = bool(symbols["zero_sum"])
+        flag = symbols["zero_sum"]
+        if flag.shape != () or flag.dtype.kind not in "bi" or int(flag) not in (0, 1):
+            raise ValueError(
+                f"load_game: {name!r} has zero_sum = {flag!r} ({flag.dtype}); expected a boolean."
+                " Fix: save the game with LQGame.save."
+            )
+        symbols["zero_sum"] = bool(flag)
     return make_lq_game(**symbols)
 
 

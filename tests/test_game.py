@@ -1,4 +1,4 @@
-"""Game construction, conversion and validation (issue: at least 12 malformed games)."""
+"""Game construction, conversion, files and validation (malformed games are refused by name)."""
 
 import jax
 import numpy as np
@@ -131,3 +131,35 @@ def test_controlled_diffusion_checked_at_terminal_curvature():
     symbols["D2"] = np.ones((2, 1, 1, 1))  # adds 2 * G_follower = 1.0 > 0.1 of curvature
     game = sj.make_lq_game(**symbols)
     assert game.has_controlled_diffusion
+
+
+def test_save_and_load_for_every_path_form(tmp_path):
+    game = sj.examples.zero_sum_game()
+    for given, expected in [("a", "a.npz"), ("b.npz", "b.npz")]:
+        written = game.save(tmp_path / given)
+        assert written == str(tmp_path / expected)
+        for path in (tmp_path / given, str(tmp_path / expected), tmp_path / expected):
+            loaded = sj.load_game(path)
+            assert loaded.zero_sum is True
+            np.testing.assert_array_equal(loaded.R11, game.R11)
+
+
+@pytest.mark.parametrize("case", ["truncated", "npy", "text", "string_flag", "unknown", "missing"])
+def test_load_game_refuses_bad_files_naming_them(tmp_path, case):
+    good = tmp_path / "good.npz"
+    sj.examples.scalar_game().save(good)
+    bad = tmp_path / f"{case}.npz"
+    if case == "truncated":
+        bad.write_bytes(good.read_bytes()[:200])
+    elif case == "npy":
+        np.save(tmp_path / "x.npy", np.ones(3))
+        bad = tmp_path / "x.npy"
+    elif case == "text":
+        bad.write_text("T = 1.0")
+    elif case in ("string_flag", "unknown"):
+        symbols = dict(np.load(good))
+        symbols["zero_sum" if case == "string_flag" else "extra"] = np.asarray("False")
+        np.savez(bad, **symbols)
+    error = FileNotFoundError if case == "missing" else ValueError
+    with pytest.raises(error, match=bad.name if case != "missing" else "missing"):
+        sj.load_game(bad)

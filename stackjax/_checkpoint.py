@@ -3,12 +3,15 @@
 A checkpoint directory holds ``state.npz`` (every leaf of the `TrainState`, keyed by its tree
 path), ``history.npz`` (per-step losses so far) and ``meta.json`` (step, the key the run was
 started with, the solver settings). Restoring needs a template state of the same structure
-(from the solver's ``init``), so the tree structure never has to be pickled. Typed PRNG keys
-are stored as their raw key data.
+(from the solver's ``init``), so the tree structure never has to be pickled (nothing is
+unpickled). Typed PRNG keys are stored as their raw key data. ``meta.json`` records the SHA-256
+of both array files: a checkpoint is resumed exactly or refused with a message naming the file
+and the fix, never silently restarted over.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -43,11 +46,27 @@ def _atomic_savez(path: str, arrays: dict[str, np.ndarray]) -> None:
             os.remove(tmp)
 
 
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def has_checkpoint(directory) -> bool:
-    """Whether ``directory`` holds a complete checkpoint."""
-    return directory is not None and all(
-        os.path.exists(os.path.join(directory, name)) for name in (_STATE, _HISTORY, _META)
-    )
+    """Whether ``directory`` holds a checkpoint (``ValueError`` if it holds part of one)."""
+    if directory is None:
+        return False
+    present = [os.path.exists(os.path.join(directory, n)) for n in (_STATE, _HISTORY, _META)]
+    if any(present) and not all(present):
+        missing = [n for n, p in zip((_STATE, _HISTORY, _META), present, strict=True) if not p]
+        raise ValueError(
+            f"The checkpoint in {os.fspath(directory)!r} is incomplete: {missing} missing. Fix: "
+            "restore the missing files, or point `checkpoint_dir` to an empty directory (or "
+            "delete this one) to start afresh."
+        )
+    return all(present)
 
 
 def save_checkpoint(directory, state, history: dict, *, key_data, settings: str) -> None:
@@ -68,6 +87,7 @@ def save_checkpoint(directory, state, history: dict, *, key_data, settings: str)
         "step": int(np.asarray(state.step)),
         "key_data": np.asarray(key_data).tolist(),
         "settings": settings,
+        "sha256": {n: _sha256(os.path.join(directory, n)) for n in (_STATE, _HISTORY)},
     }
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp.json")
     with os.fdopen(fd, "w") as f:
@@ -86,8 +106,23 @@ def restore_checkpoint(directory, template, *, key_data, settings: str):
       ``(state, history)``.
     """
     directory = os.fspath(directory)
-    with open(os.path.join(directory, _META)) as f:
-        meta = json.load(f)
+    meta_path = os.path.join(directory, _META)
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+        meta["key_data"], meta["settings"], meta["sha256"]  # noqa: B018 - all three present
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"The checkpoint's {meta_path!r} is unreadable ({type(err).__name__}: {err}). Fix: "
+            "use an empty `checkpoint_dir` to start afresh."
+        ) from err
+    for name in (_STATE, _HISTORY):
+        if _sha256(os.path.join(directory, name)) != meta["sha256"].get(name):
+            raise ValueError(
+                f"The checkpoint file {os.path.join(directory, name)!r} does not match the hash "
+                "recorded in meta.json (changed or damaged since it was written). Fix: use an "
+                "empty `checkpoint_dir` to start afresh."
+            )
     if np.asarray(meta["key_data"]).tolist() != np.asarray(key_data).tolist():
         raise ValueError(
             f"The checkpoint in {directory!r} was written by a run started with another key. "
@@ -97,10 +132,10 @@ def restore_checkpoint(directory, template, *, key_data, settings: str):
         raise ValueError(
             f"The checkpoint in {directory!r} was written with other solver settings:\n"
             f"  checkpoint: {meta['settings']}\n  this run:   {settings}\n"
-            "Fix: resume with the same SolverConfig (num_steps may differ), or use an empty "
-            "`checkpoint_dir`."
+            "Fix: resume with the same SolverConfig (the step budgets may differ), or use an "
+            "empty `checkpoint_dir`."
         )
-    with np.load(os.path.join(directory, _STATE)) as data:
+    with np.load(os.path.join(directory, _STATE), allow_pickle=False) as data:
         stored = {k: data[k] for k in data.files}
     leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(template)
     leaves = []
@@ -120,8 +155,14 @@ def restore_checkpoint(directory, template, *, key_data, settings: str):
                 f"Checkpoint entry {name!r} has shape {value.shape}, the model expects "
                 f"{np.shape(leaf)}. Fix: use an empty `checkpoint_dir`."
             )
+        if np.issubdtype(value.dtype, np.floating) and ".best_loss" not in name:
+            if not np.all(np.isfinite(value)):
+                raise ValueError(
+                    f"Checkpoint entry {name!r} holds non-finite values. Fix: use an empty "
+                    "`checkpoint_dir` to start afresh."
+                )
         leaves.append(jax.numpy.asarray(value, dtype=leaf.dtype))
     state = jax.tree_util.tree_unflatten(treedef, leaves)
-    with np.load(os.path.join(directory, _HISTORY)) as data:
+    with np.load(os.path.join(directory, _HISTORY), allow_pickle=False) as data:
         history = {k: data[k] for k in data.files}
     return state, history

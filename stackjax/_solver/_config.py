@@ -170,8 +170,12 @@ class SolverConfig:
         return int(round((self.on_policy_fraction + self.adaptive_fraction) * self.batch_size))
 
     def _settings(self) -> str:
-        """Fields that change the optimisation path (checked when resuming)."""
-        skip = {"chunk_size", "verbose", "reference_every", "checkpoint_every", "diagnostic_points"}
+        """Fields that change the optimisation path (checked when resuming; the step
+        budgets may grow: the run then continues)."""
+        skip = {
+            "chunk_size", "verbose", "reference_every", "checkpoint_every", "diagnostic_points",
+            "num_steps", "refine_steps",
+        }  # fmt: skip
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return repr({k: v for k, v in fields.items() if k not in skip})
 

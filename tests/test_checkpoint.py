@@ -1,0 +1,61 @@
+"""Checkpoints are resumed exactly or refused naming the file and the fix."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import stackjax as sj
+from stackjax._checkpoint import _sha256
+
+CONFIG = sj.SolverConfig(num_steps=10, chunk_size=5, batch_size=32, refine_steps=0,
+                         diagnostic_points=0, verbose=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """A finished 10-step run's checkpoint (copied per test)."""
+    directory = tmp_path_factory.mktemp("written")
+    sj.solve(sj.examples.scalar_game(), jax.random.key(0), CONFIG, checkpoint_dir=directory)
+    return directory
+
+
+def _copy(src, dst):
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_a_larger_step_budget_continues(written, tmp_path):
+    directory = _copy(written, tmp_path / "c")
+    longer = sj.solve(sj.examples.scalar_game(), jax.random.key(0),
+                      CONFIG.replace(num_steps=20), checkpoint_dir=directory)  # fmt: skip
+    assert int(longer.state.step) == 20 and longer.history["loss"].shape == (20,)
+
+
+@pytest.mark.parametrize("damage", ["missing", "tampered", "meta", "nonfinite"])
+def test_damaged_checkpoints_are_refused(written, tmp_path, damage):
+    directory = _copy(written, tmp_path / "c")
+    state = directory / "state.npz"
+    if damage == "missing":
+        (directory / "history.npz").unlink()
+        match = "history.npz"
+    elif damage == "tampered":
+        state.write_bytes(state.read_bytes()[:-8] + b"\0" * 8)
+        match = "state.npz"
+    elif damage == "meta":
+        (directory / "meta.json").write_text("{not json")
+        match = "meta.json"
+    else:
+        arrays = dict(np.load(state))
+        name = next(k for k in arrays if "params" in k)
+        arrays[name] = np.full_like(arrays[name], np.nan)
+        np.savez(state, **arrays)
+        meta = json.loads((directory / "meta.json").read_text())
+        meta["sha256"]["state.npz"] = _sha256(str(state))
+        (directory / "meta.json").write_text(json.dumps(meta))
+        match = "non-finite"
+    with pytest.raises(ValueError, match=match):
+        sj.solve(sj.examples.scalar_game(), jax.random.key(0), CONFIG, checkpoint_dir=directory)

@@ -172,7 +172,12 @@ def divergence_message(status: Status, config: SolverConfig) -> str:
         )
     if code == 1 and bad.size:
         names = ", ".join(f"{PLAYERS[k]} regime {i}" for k, i in bad)
-        what = f"the residual loss term became non-finite for {names}"
+        what = (
+            f"the residual loss term became non-finite for {names} (the game's values were "
+            "checked, so the likely cause is a pointwise problem that lost well-posedness "
+            "where the networks' curvature is large, docs/math.md §4.5, or a learning rate "
+            "too large)"
+        )
     elif code == 2:
         worst = np.unravel_index(np.nanargmax(terms), terms.shape)
         what = (

@@ -67,7 +67,38 @@ from ._markov import (
     rollout,
 )
 from ._optim import projected_ascent
-from ._validation import check_shape
+from ._validation import (
+    check_count,
+    check_finite,
+    check_index,
+    check_policy,
+    check_positive,
+    check_probability,
+    check_shape,
+)
+
+
+def _check_dataset(game: MarkovGame, dataset) -> None:
+    """Indices of every datum within the game's sizes; behaviour policies on the simplex."""
+    H, S = game.horizon, game.num_states
+    A, B = game.num_leader_actions, game.num_follower_actions
+    check_index(dataset.steps, "dataset.steps", H)
+    check_index(dataset.states, "dataset.states", S)
+    check_index(dataset.leader_actions, "dataset.leader_actions", A)
+    check_index(dataset.follower_actions, "dataset.follower_actions", B)
+    check_policy(dataset.leader_policies, "dataset.leader_policies", (None, H, S, A))
+    check_index(dataset.episodes, "dataset.episodes", dataset.leader_policies.shape[0])
+
+
+def _check_regularization(regularization) -> None:
+    check_positive(regularization, "regularization", fix="Pass a ridge weight > 0 (e.g. 1e-2).")
+
+
+def _check_radius(radius) -> None:
+    if radius is not None:
+        check_positive(radius, "radius", allow_zero=True,
+                       fix="Pass a radius >= 0 (0 gives the plug-in leader).")  # fmt: skip
+
 
 __all__ = [
     "ConfidenceSet",
@@ -213,10 +244,12 @@ def dataset_from_trajectories(
         Dataset with ``n = K H`` entries.
     """
     K, H = trajectories.states.shape
-    check_shape(leader_policies, "leader_policies", shape=(K, H, None, None))
+    check_policy(leader_policies, "leader_policies", (K, H, None, None))
     dtype = leader_policies.dtype
     if episode_mask is None:
         episode_mask = jnp.ones((K,), dtype)
+    check_shape(jnp.asarray(episode_mask), "episode_mask", shape=(K,))
+    check_probability(jnp.stack([episode_mask, 1 - episode_mask], -1), "episode_mask (0 or 1)")
     return FollowerDataset(
         steps=jnp.broadcast_to(jnp.arange(H)[None, :], (K, H)).reshape(-1),
         states=trajectories.states.reshape(-1),
@@ -242,11 +275,10 @@ def collect_dataset(
     Returns:
         :class:`FollowerDataset` with ``K H`` entries.
     """
-    check_shape(
-        leader_policy,
-        "leader_policy",
-        shape=(game.horizon, game.num_states, game.num_leader_actions),
+    check_policy(
+        leader_policy, "leader_policy", (game.horizon, game.num_states, game.num_leader_actions)
     )
+    num_episodes = check_count(num_episodes, "num_episodes")
     nu = follower_response(game, leader_policy).policy
     keys = jax.random.split(key, num_episodes)
     trajectories = jax.vmap(lambda k: rollout(k, game, leader_policy, nu))(keys)
@@ -283,6 +315,8 @@ def follower_log_likelihood(
     Returns:
         Scalar log-likelihood.
     """
+    check_shape(parameter, "parameter", shape=(game.num_features,))
+    _check_dataset(game, dataset)
     logits = _datum_logits(game, parameter, dataset)
     log_p = jax.nn.log_softmax(logits, axis=-1)
     chosen = jnp.take_along_axis(log_p, dataset.follower_actions[:, None], axis=-1)[:, 0]
@@ -356,9 +390,13 @@ def fit_follower_model(
     """
     d = game.num_features
     dtype = game.follower_features.dtype
+    _check_regularization(regularization)
+    num_iterations = check_count(num_iterations, "num_iterations")
+    _check_dataset(game, dataset)
     if initial_parameter is None:
         initial_parameter = jnp.zeros((d,), dtype)
     check_shape(initial_parameter, "initial_parameter", shape=(d,))
+    check_finite(initial_parameter, "initial_parameter")
     return _fit_impl(
         game, dataset, jnp.asarray(regularization, dtype), initial_parameter, int(num_iterations)
     )
@@ -384,8 +422,11 @@ def confidence_radius(num_features: int, confidence=0.9) -> float:
     :math:`\beta = \sqrt{d + 2\sqrt{d \log(1/\delta)} + 2\log(1/\delta)}`, ``delta = 1 -
     confidence``.
     """
+    num_features = check_count(num_features, "num_features")
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float):
+        raise TypeError(f"`confidence` must be a float in (0, 1), got {confidence!r}.")
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"`confidence` must be in (0, 1); received {confidence!r}.")
+        raise ValueError(f"`confidence` must be in (0, 1), got {confidence!r}.")
     log_inv = math.log(1.0 / (1.0 - confidence))
     d = num_features
     return math.sqrt(d + 2.0 * math.sqrt(d * log_inv) + 2.0 * log_inv)
@@ -403,6 +444,7 @@ def confidence_set(fit: FollowerModelFit, confidence=0.9, radius=None) -> Confid
         :class:`ConfidenceSet`.
     """
     d = fit.parameter.shape[0]
+    _check_radius(radius)
     if radius is None:
         radius = confidence_radius(d, confidence)
     precision = fit.fisher_information + fit.regularization * jnp.eye(d, dtype=fit.parameter.dtype)
@@ -497,6 +539,12 @@ def optimistic_value(
     Returns:
         Scalar.
     """
+    check_policy(
+        leader_policy, "leader_policy", (game.horizon, game.num_states, game.num_leader_actions)
+    )
+    if not isinstance(sign, jax.Array) and float(sign) not in (1.0, -1.0):
+        raise ValueError(f"`sign` must be +1 (optimistic) or -1 (pessimistic), got {sign!r}.")
+    _check_radius(confidence.radius)
     value, _ = _optimistic_backward(game, leader_policy, confidence, sign)
     return value
 
@@ -566,6 +614,12 @@ def offline_pessimistic_leader(
     Returns:
         :class:`OfflineLearningResult`.
     """
+    _check_radius(radius)
+    _check_regularization(regularization)
+    _check_dataset(game, dataset)
+    for name, count in (("num_restarts", num_restarts), ("num_iterations", num_iterations),
+                        ("newton_iterations", newton_iterations)):  # fmt: skip
+        check_count(count, name)
     if radius is None:
         radius = confidence_radius(game.num_features, confidence)
     dtype = game.follower_features.dtype
@@ -695,8 +749,12 @@ def online_optimistic_leader(
     Returns:
         :class:`OnlineLearningResult`.
     """
-    if num_episodes < 1:
-        raise ValueError(f"`num_episodes` must be >= 1; received {num_episodes!r}.")
+    check_count(num_episodes, "num_episodes")
+    _check_radius(radius)
+    _check_regularization(regularization)
+    for name, count in (("num_restarts", num_restarts), ("num_iterations", num_iterations),
+                        ("newton_iterations", newton_iterations)):  # fmt: skip
+        check_count(count, name)
     k_ref, k_run = jax.random.split(key)
     if optimal_value is None:
         optimal_value = markov_quantal_stackelberg(k_ref, game).leader_value

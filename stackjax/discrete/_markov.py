@@ -37,6 +37,8 @@ from ._response import soft_response
 from ._validation import (
     as_float_array,
     check_finite,
+    check_index,
+    check_policy,
     check_positive,
     check_probability,
     check_shape,
@@ -344,6 +346,9 @@ def step(key: jax.Array, state: EnvState, action, params: MarkovGame):
         ``[r_L, r_F]``; ``done`` is True once ``H`` steps were taken; ``info`` is an empty dict.
     """
     action = jnp.asarray(action)
+    check_shape(action, "action", shape=(2,))
+    check_index(action[0], "action[0] (leader action)", params.num_leader_actions)
+    check_index(action[1], "action[1] (follower action)", params.num_follower_actions)
     a, b = action[0], action[1]
     s = state.state
     probs = params.transition[s, a, b]
@@ -368,6 +373,9 @@ def rollout(
     Returns:
         A :class:`Trajectory` of length ``H``.
     """
+    H, S, A, B = game.horizon, game.num_states, game.num_leader_actions, game.num_follower_actions
+    check_policy(leader_policy, "leader_policy", (H, S, A))
+    check_policy(follower_policy, "follower_policy", (H, S, A, B))
     k_reset, k_steps = jax.random.split(key)
     _, env_state = reset(k_reset, game)
     keys = jax.random.split(k_steps, game.horizon)
@@ -409,6 +417,12 @@ def follower_response(
         :class:`FollowerResponse` with ``policy``/``logits`` ``(H, S, A, B)`` and ``values``
         ``(H + 1, S)``.
     """
+    check_policy(
+        leader_policy, "leader_policy", (game.horizon, game.num_states, game.num_leader_actions)
+    )
+    if follower_parameter is not None:
+        check_shape(follower_parameter, "follower_parameter", shape=(game.num_features,))
+        check_finite(follower_parameter, "follower_parameter")
     theta = game.follower_parameter if follower_parameter is None else follower_parameter
     r_F = game.follower_features @ theta
     tau = game.temperature
@@ -450,8 +464,11 @@ def leader_value(
     Returns:
         Scalar leader value.
     """
+    H, S, A, B = game.horizon, game.num_states, game.num_leader_actions, game.num_follower_actions
+    check_policy(leader_policy, "leader_policy", (H, S, A))
     if follower_policy is None:
         follower_policy = follower_response(game, leader_policy).policy
+    check_policy(follower_policy, "follower_policy", (H, S, A, B))
     P = game.transition
     r_L = game.leader_reward
 

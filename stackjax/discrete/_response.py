@@ -72,6 +72,18 @@ def _kernel_at(transition: Kernel, h: jax.Array) -> jax.Array:
     return transition(h) if callable(transition) else transition[h]
 
 
+def _check_recursion(shape, transition, name: str) -> None:
+    """``shape`` is ``[H, S, A]`` and an array ``transition`` is ``[H, S, A, S]``."""
+    if len(shape) != 3:
+        raise ValueError(f"`{name}` must have shape [H, S, A], got {tuple(shape)}.")
+    expected = (*shape, shape[1])
+    if not callable(transition) and tuple(jnp.shape(transition)) != expected:
+        raise ValueError(
+            f"`transition` must have shape [H, S, A, S] = {expected} (from `{name}`), got "
+            f"{tuple(jnp.shape(transition))}."
+        )
+
+
 def soft_backward(
     reward: jax.Array, transition: Kernel, temperature: jax.Array
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -86,6 +98,7 @@ def soft_backward(
     Returns:
       ``(policy [H, S, A], q [H, S, A], values [H + 1, S])`` with ``values[H] = 0``.
     """
+    _check_recursion(reward.shape, transition, "reward")
     horizon, num_states, _ = reward.shape
 
     def backward(v_next, h):
@@ -109,6 +122,13 @@ def forward_flow(initial: jax.Array, policy: jax.Array, transition: Kernel) -> j
     Returns:
       ``[H + 1, S]`` distributions (``flow[0] = initial``).
     """
+
+    _check_recursion(policy.shape, transition, "policy")
+    if initial.shape != policy.shape[1:2]:
+        raise ValueError(
+            f"`initial` must have shape [S] = {policy.shape[1:2]} (S from `policy`), got "
+            f"{initial.shape}."
+        )
 
     def forward(mu, h):
         joint = mu[:, None] * policy[h]  # [S, A]

@@ -1,0 +1,169 @@
+"""Bad input across the continuous-time API: each case raises the stated exception and names
+the argument."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import stackjax as sj
+
+LQ = sj.examples.scalar_game()
+SYM = {k: np.asarray(v) for k, v in LQ.to_dict().items() if k != "zero_sum"}
+REF = sj.riccati_reference(LQ, num_times=5)
+
+
+def lq(**changes):
+    return sj.make_lq_game(**{**SYM, **changes})
+
+
+def functional(**changes):
+    good = dict(
+        horizon=1.0,
+        generator=LQ.Gamma,
+        temperatures=[0.1, 0.1],
+        initial_state=[0.0],
+        coefficients=LQ.coefficients,
+        terminal_cost=LQ.terminal_cost,
+    )
+    return sj.make_game(**{**good, **changes})
+
+
+def config(**changes):
+    return sj.SolverConfig(**changes)
+
+
+# fmt: off
+CASES = [
+    # make_lq_game: symbols, shapes, values, types
+    ("make_lq_game", lambda: lq(T=-1.0), ValueError, "T"),
+    ("make_lq_game", lambda: lq(T=0.0), ValueError, "T"),
+    ("make_lq_game", lambda: lq(T=np.nan), ValueError, "T"),
+    ("make_lq_game", lambda: lq(T=[1.0, 2.0]), ValueError, "T"),
+    ("make_lq_game", lambda: lq(Gamma=[[0.0, 1.0], [1.0, -1.0]]), ValueError, "Gamma"),
+    ("make_lq_game", lambda: lq(Gamma=[[-1.0, -1.0], [1.0, -1.0]]), ValueError, "Gamma"),
+    ("make_lq_game", lambda: lq(Gamma=[[0.0]]), ValueError, "A"),
+    ("make_lq_game", lambda: lq(Gamma=np.zeros((2, 3))), ValueError, "Gamma"),
+    ("make_lq_game", lambda: lq(A=np.zeros((2, 1))), ValueError, "A"),
+    ("make_lq_game", lambda: lq(B1=np.zeros((2, 1))), ValueError, "B1"),
+    ("make_lq_game", lambda: lq(B2=np.zeros((2, 1, 0))), ValueError, "B2"),
+    ("make_lq_game", lambda: lq(R11=-SYM["R11"]), ValueError, "R11"),
+    ("make_lq_game", lambda: lq(R22=-SYM["R22"]), ValueError, "R22"),
+    ("make_lq_game", lambda: lq(R11=SYM["R11"][0]), ValueError, "R11"),
+    ("make_lq_game", lambda: lq(Q=SYM["Q"] * np.nan), ValueError, "Q"),
+    ("make_lq_game", lambda: lq(G=SYM["G"] + np.inf), ValueError, "G"),
+    ("make_lq_game", lambda: lq(lam=[-0.1, 0.1]), ValueError, "lam"),
+    ("make_lq_game", lambda: lq(lam=[0.1]), ValueError, "lam"),
+    ("make_lq_game", lambda: lq(x0=[0.0, 0.0]), ValueError, "x0"),
+    ("make_lq_game", lambda: lq(C=np.zeros((2, 1, 2, 2))), ValueError, "C"),
+    ("make_lq_game", lambda: lq(s=np.zeros((2, 3))), ValueError, "s"),
+    ("make_lq_game", lambda: lq(q=np.zeros((1, 2, 1))), ValueError, "q"),
+    ("make_lq_game", lambda: lq(g0=np.zeros((2,))), ValueError, "g0"),
+    ("make_lq_game", lambda: sj.make_lq_game(**{k: v for k, v in SYM.items() if k != "A"}), ValueError, "A"),
+    ("make_lq_game", lambda: sj.make_lq_game(**{k: v for k, v in SYM.items() if k != "lam"}), ValueError, "lam"),
+    # make_game and GameBase
+    ("make_game", lambda: functional(horizon=-1.0), ValueError, "horizon"),
+    ("make_game", lambda: functional(horizon="1.0"), TypeError, "horizon"),
+    ("make_game", lambda: functional(horizon=True), TypeError, "horizon"),
+    ("make_game", lambda: functional(horizon=1j), TypeError, "horizon"),
+    ("make_game", lambda: functional(generator=[[0.0, 1.0], [1.0, -1.0]]), ValueError, "generator"),
+    ("make_game", lambda: functional(generator=[1.0]), ValueError, "generator"),
+    ("make_game", lambda: functional(temperatures=[0.1]), ValueError, "temperatures"),
+    ("make_game", lambda: functional(temperatures=[-0.1, 0.1]), ValueError, "temperatures"),
+    ("make_game", lambda: functional(temperatures=[np.nan, 0.1]), ValueError, "temperatures"),
+    ("make_game", lambda: functional(initial_state=[[0.0]]), ValueError, "initial_state"),
+    ("make_game", lambda: functional(initial_state=[np.nan]), ValueError, "coefficients"),
+    ("make_game", lambda: functional(coefficients=3), TypeError, "coefficients"),
+    ("make_game", lambda: functional(terminal_cost=None), TypeError, "terminal_cost"),
+    ("make_game", lambda: functional(zero_sum="no"), TypeError, "zero_sum"),
+    ("make_game", lambda: functional(quadratic_value=1), TypeError, "quadratic_value"),
+    ("make_game", lambda: functional(has_controlled_diffusion="yes"), TypeError, "has_controlled_diffusion"),
+    ("make_game", lambda: functional(terminal_cost=lambda x, i: x[:1]), ValueError, "terminal_cost"),
+    ("make_game", lambda: functional(coefficients=lambda x, i: LQ.coefficients(x, i).replace(B1=jnp.zeros((2, 1)))), ValueError, "B1"),
+    ("make_game", lambda: functional(coefficients=lambda x, i: 1 / "x"), TypeError, "coefficients"),
+    # SolverConfig: every field type- and range-checked
+    ("SolverConfig", lambda: config(num_steps=10.7), TypeError, "num_steps"),
+    ("SolverConfig", lambda: config(num_steps=-1), ValueError, "num_steps"),
+    ("SolverConfig", lambda: config(num_steps=True), TypeError, "num_steps"),
+    ("SolverConfig", lambda: config(batch_size=0), ValueError, "batch_size"),
+    ("SolverConfig", lambda: config(learning_rate=0.0), ValueError, "learning_rate"),
+    ("SolverConfig", lambda: config(learning_rate=np.inf), ValueError, "learning_rate"),
+    ("SolverConfig", lambda: config(learning_rate="1e-3"), TypeError, "learning_rate"),
+    ("SolverConfig", lambda: config(final_learning_rate=-1.0), ValueError, "final_learning_rate"),
+    ("SolverConfig", lambda: config(warmup_steps=-1), ValueError, "warmup_steps"),
+    ("SolverConfig", lambda: config(grad_clip=-1.0), ValueError, "grad_clip"),
+    ("SolverConfig", lambda: config(refine_steps=-2), ValueError, "refine_steps"),
+    ("SolverConfig", lambda: config(refine_batch_size=0), ValueError, "refine_batch_size"),
+    ("SolverConfig", lambda: config(cg_iterations=0), ValueError, "cg_iterations"),
+    ("SolverConfig", lambda: config(points_per_time=0), ValueError, "points_per_time"),
+    ("SolverConfig", lambda: config(time_basis=1), ValueError, "time_basis"),
+    ("SolverConfig", lambda: config(width=0), ValueError, "width"),
+    ("SolverConfig", lambda: config(depth=0), ValueError, "depth"),
+    ("SolverConfig", lambda: config(correction="yes"), TypeError, "correction"),
+    ("SolverConfig", lambda: config(state_scale=0.0), ValueError, "state_scale"),
+    ("SolverConfig", lambda: config(on_policy_fraction=1.5), ValueError, "on_policy_fraction"),
+    ("SolverConfig", lambda: config(adaptive_fraction=-0.1), ValueError, "adaptive_fraction"),
+    ("SolverConfig", lambda: config(on_policy_fraction=0.6, adaptive_fraction=0.6), ValueError, "adaptive_fraction"),
+    ("SolverConfig", lambda: config(pool_size=0), ValueError, "pool_size"),
+    ("SolverConfig", lambda: config(num_probes=0), ValueError, "num_probes"),
+    ("SolverConfig", lambda: config(gradient_weight=np.nan), ValueError, "gradient_weight"),
+    ("SolverConfig", lambda: config(controlled_diffusion="no"), TypeError, "controlled_diffusion"),
+    ("SolverConfig", lambda: config(num_devices=0), ValueError, "num_devices"),
+    ("SolverConfig", lambda: config(chunk_size=0), ValueError, "chunk_size"),
+    ("SolverConfig", lambda: config(verbose="false"), TypeError, "verbose"),
+    ("SolverConfig", lambda: config(reference_every=-1), ValueError, "reference_every"),
+    ("SolverConfig", lambda: config(checkpoint_every=0), ValueError, "checkpoint_every"),
+    ("SolverConfig", lambda: config(divergence_factor=np.nan), ValueError, "divergence_factor"),
+    ("SolverConfig", lambda: config(divergence_factor=0.5), ValueError, "divergence_factor"),
+    ("SolverConfig", lambda: config(diagnostic_points=-1), ValueError, "diagnostic_points"),
+    ("SolverConfig", lambda: config(concept="nash-ish"), ValueError, "concept"),
+    ("SolverConfig", lambda: config(operator="laplace"), ValueError, "operator"),
+    ("SolverConfig", lambda: config(sampler="sobol"), ValueError, "sampler"),
+    ("SolverConfig", lambda: config(dtype="float16"), ValueError, "dtype"),
+    ("SolverConfig", lambda: config(head_form="dense"), ValueError, "head_form"),
+    ("SolverConfig", lambda: config(num_steps=0, refine_steps=0), ValueError, "refine_steps"),
+    ("SolverConfig", lambda: config(points_per_time=3, batch_size=32), ValueError, "batch_size"),
+    ("SolverConfig", lambda: config(points_per_time=4, on_policy_fraction=0.5), ValueError, "points_per_time"),
+    ("SolverConfig", lambda: config(batch_size=30, num_devices=4), ValueError, "batch_size"),
+    # solve: the game re-validated, keys, config type
+    ("solve", lambda: sj.solve(LQ.replace(Gamma=-LQ.Gamma), jax.random.key(0)), ValueError, "Gamma"),
+    ("solve", lambda: sj.solve(LQ.replace(lam=-LQ.lam), jax.random.key(0)), ValueError, "lam"),
+    ("solve", lambda: sj.solve(LQ.replace(Q=LQ.Q * jnp.nan), jax.random.key(0)), ValueError, "Q"),
+    ("solve", lambda: sj.solve(LQ, 0), TypeError, "key"),
+    ("solve", lambda: sj.solve(LQ, None), TypeError, "key"),
+    ("solve", lambda: sj.solve(LQ, jnp.zeros(3, jnp.uint32)), TypeError, "key"),
+    ("solve", lambda: sj.solve(LQ, jax.random.key(0), {"num_steps": 1}), TypeError, "config"),
+    # evaluate
+    ("evaluate", lambda: sj.evaluate(REF, REF, 0), TypeError, "key"),
+    ("evaluate", lambda: sj.evaluate(REF, REF, jax.random.key(0), num_points=0), ValueError, "num_points"),
+    ("evaluate", lambda: sj.evaluate(REF, REF, jax.random.key(0), num_points=2.5), ValueError, "num_points"),
+    # riccati reference
+    ("riccati_reference", lambda: sj.riccati_reference(LQ, concept="nashh"), ValueError, "concept"),
+    # examples
+    ("make_example", lambda: sj.examples.make_example("nope"), ValueError, "name"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("name, call, error, match", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_naming_the_argument(name, call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_legacy_keys_are_accepted():
+    """A legacy uint32 key (``jax.random.PRNGKey``) is wrapped, giving the typed key's result."""
+    legacy = jax.random.PRNGKey(3)
+    typed = jax.random.wrap_key_data(legacy)
+    a = sj.evaluate(REF, REF, legacy, num_points=8)
+    b = sj.evaluate(REF, REF, typed, num_points=8)
+    np.testing.assert_array_equal(a["value"], b["value"])
+
+
+def test_the_tables_are_large():
+    """This table and the discrete one together try at least 150 malformed inputs."""
+    import pathlib
+
+    other = pathlib.Path(__file__).parent / "discrete" / "test_bad_input.py"
+    discrete = sum(line.startswith('    ("') for line in other.read_text().splitlines())
+    assert len(CASES) >= 75 and len(CASES) + discrete >= 150

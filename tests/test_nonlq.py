@@ -99,7 +99,7 @@ def test_invalid_parameters_raise_clear_errors():
         make_cole_hopf_game(2, leader_scale=(1.0, 2.0, 3.0))
     with pytest.raises(ValueError, match="`sigma` must be > 0"):
         make_cole_hopf_game(2, sigma=0.0)
-    with pytest.raises(ValueError, match="`Gamma` must have off-diagonal rates"):
+    with pytest.raises(ValueError, match="`Gamma` has a negative off-diagonal rate"):
         make_cole_hopf_game(2, Gamma=[[1.0, -1.0], [1.0, -1.0]])
 
 

@@ -8,6 +8,7 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 
+from ._defaults import resolve_config
 from ._step import data_mesh, sample_batch
 from ._value import network_value
 
@@ -90,6 +91,7 @@ def refine(game, state, base_key, *, config, controlled, num, cg_unroll=1):
     Returns:
       ``(state, (loss_before [num], loss_after [num], evaluation_loss [num]))``.
     """
+    config = resolve_config(game, config)
     network = network_value(game, config, state.params, state.norm, controlled=controlled)
     mesh = data_mesh(config)
     flat, unravel = jax.flatten_util.ravel_pytree(state.params)

@@ -1,0 +1,29 @@
+"""Stackelberg multi-agent RL with contextual followers on iterated matrix games.
+
+The leader's problem is single-agent RL in an environment that embeds a follower oracle: the
+leader is first *queried* on a fixed set of observations, a follower that conditions on these
+answers (pretrained against random leaders, then frozen) plays the game against it. Exact
+restricted-class Stackelberg values by enumeration are the references.
+"""
+
+from ._games import (
+    GAME_NAMES,
+    MatrixGameParams,
+    MatrixGameState,
+    battle_of_the_sexes,
+    iterated_matrix_game,
+    matrix_game,
+    named_payoffs,
+    random_matrix_game,
+)
+
+__all__ = [
+    "GAME_NAMES",
+    "MatrixGameParams",
+    "MatrixGameState",
+    "battle_of_the_sexes",
+    "iterated_matrix_game",
+    "matrix_game",
+    "named_payoffs",
+    "random_matrix_game",
+]

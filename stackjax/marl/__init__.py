@@ -16,8 +16,20 @@ from ._games import (
     named_payoffs,
     random_matrix_game,
 )
+from ._oracle import (
+    FOLLOWER_CLASSES,
+    StackelbergValue,
+    deterministic_tables,
+    exact_stackelberg,
+    policy_returns,
+)
 
 __all__ = [
+    "FOLLOWER_CLASSES",
+    "StackelbergValue",
+    "deterministic_tables",
+    "exact_stackelberg",
+    "policy_returns",
     "GAME_NAMES",
     "MatrixGameParams",
     "MatrixGameState",

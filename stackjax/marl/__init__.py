@@ -6,6 +6,15 @@ answers (pretrained against random leaders, then frozen) plays the game against 
 restricted-class Stackelberg values by enumeration are the references.
 """
 
+from ._contextual import (
+    ContextualConfig,
+    ContextualResult,
+    ContextualState,
+    evaluate_leader,
+    make_train,
+    pretrain_follower,
+    train_contextual,
+)
 from ._games import (
     GAME_NAMES,
     MatrixGameParams,
@@ -25,6 +34,13 @@ from ._oracle import (
 )
 
 __all__ = [
+    "ContextualConfig",
+    "ContextualResult",
+    "ContextualState",
+    "evaluate_leader",
+    "make_train",
+    "pretrain_follower",
+    "train_contextual",
     "FOLLOWER_CLASSES",
     "StackelbergValue",
     "deterministic_tables",

@@ -6,6 +6,7 @@ answers (pretrained against random leaders, then frozen) plays the game against 
 restricted-class Stackelberg values by enumeration are the references.
 """
 
+from ._baselines import BaselineConfig, make_train_independent, make_train_inner_loop
 from ._contextual import (
     ContextualConfig,
     ContextualResult,
@@ -34,6 +35,9 @@ from ._oracle import (
 )
 
 __all__ = [
+    "BaselineConfig",
+    "make_train_independent",
+    "make_train_inner_loop",
     "ContextualConfig",
     "ContextualResult",
     "ContextualState",

@@ -10,7 +10,8 @@ the leader), then one episode against the greedy follower (the leader's reward).
 
 Both are `Environment`s for one agent: observations ``[1]`` int (the leader's game observation,
 shifted by ``O_L`` when the leader is told that a step is a query or learning step), actions
-``[1]``, rewards ``[1]``, ``info["hidden"]`` on steps the leader must not learn from.
+``[1]``, rewards ``[1]``, ``info["hidden"]`` on steps the leader must not learn from
+(the inner-loop environment also reports the final episode's ``info["follower_reward"]``).
 """
 
 from __future__ import annotations
@@ -242,7 +243,10 @@ def inner_loop_environment(
         state = _InnerState(step=state.step + 1, q=q, last=last)
         done = state.step >= learn_steps + horizon
         reward = jnp.where(learning, 0.0, rewards[0])
-        info = {"hidden": learning & hidden_queries}
+        info = {
+            "hidden": learning & hidden_queries,
+            "follower_reward": jnp.where(learning, 0.0, rewards[1]).astype(dtype),
+        }
         return state, leader_obs(state), reward.astype(dtype)[None], done, info
 
     return Environment(

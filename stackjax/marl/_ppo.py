@@ -124,13 +124,12 @@ def make_ppo(
 
     def loss_fn(tables, batch, adv, targets):
         logits, value_table = tables
-        # One-hot contractions instead of gathers: dense gradients, fast to compile.
         obs_hot = jax.nn.one_hot(batch.obs, num_observations, dtype=logits.dtype)  # [B, N, O]
         all_logp = jax.nn.log_softmax(jnp.einsum("bno,noa->bna", obs_hot, logits))
         act_hot = jax.nn.one_hot(batch.actions, num_actions, dtype=logits.dtype)
         logp = jnp.sum(all_logp * act_hot, axis=-1)
-        step_hot = jax.nn.one_hot(batch.step, horizon, dtype=logits.dtype)  # [B, N, T]
-        values = jnp.einsum("bnt,bno,nto->bn", step_hot, obs_hot, value_table)
+        n = jnp.broadcast_to(agents, batch.obs.shape)
+        values = value_table[n, batch.step, batch.obs]
         weight = batch.trainable.astype(logits.dtype)
         denom = jnp.maximum(jnp.sum(weight), 1.0)
         norm_adv = (adv - jnp.mean(adv, 0, keepdims=True)) / (jnp.std(adv, 0, keepdims=True) + 1e-8)

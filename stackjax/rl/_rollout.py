@@ -24,6 +24,10 @@ class Batch(struct.PyTreeNode):
       follower_actions: [B, N, k2].
       costs: [B, N, 2] environment costs (no entropy terms).
       done: [B, N] bool (true at the last step).
+      counterfactual: ``None``, or a dict of the paired steps taken from the same states with
+        the same environment keys (common random numbers) and other actions:
+        ``leader_actions``, ``follower_actions`` [B, N, k], ``next_states`` [B, N, d],
+        ``next_regimes`` [B, N], ``costs`` [B, N, 2].
     """
 
     times: jax.Array
@@ -33,13 +37,20 @@ class Batch(struct.PyTreeNode):
     follower_actions: jax.Array
     costs: jax.Array
     done: jax.Array
+    counterfactual: dict | None = None
 
     @property
     def num_transitions(self) -> int:
         return self.costs.shape[0] * self.costs.shape[1]
 
 
-def rollout(env: Environment, act: Callable, key: jax.Array, num_episodes: int) -> Batch:
+def rollout(
+    env: Environment,
+    act: Callable,
+    key: jax.Array,
+    num_episodes: int,
+    counterfactual: Callable | None = None,
+) -> Batch:
     """Runs ``num_episodes`` episodes.
 
     Args:
@@ -47,6 +58,9 @@ def rollout(env: Environment, act: Callable, key: jax.Array, num_episodes: int) 
       act: ``act(key, n, obs) -> (leader_action [k1], follower_action [k2])`` at step ``n``.
       key: PRNG key (consumed).
       num_episodes: ``B`` (static).
+      counterfactual: optional second ``act``; its actions are applied to the same state with
+        the same environment key (the environment is a pure function, so both steps share the
+        noise) and recorded in ``Batch.counterfactual``; the episode continues with ``act``.
     """
     N = env.num_steps
 
@@ -59,26 +73,34 @@ def rollout(env: Environment, act: Callable, key: jax.Array, num_episodes: int) 
             n, k_step = inputs
             k_act, k_env = jax.random.split(k_step)
             u1, u2 = act(k_act, n, obs)
+            cf = None
+            if counterfactual is not None:
+                v1, v2 = counterfactual(jax.random.fold_in(k_act, 1), n, obs)
+                _, cf_obs, cf_costs, _ = env.step(k_env, state, v1, v2)
+                cf = {
+                    "leader_actions": v1, "follower_actions": v2, "next_states": cf_obs.state,
+                    "next_regimes": jnp.asarray(cf_obs.regime, jnp.int32), "costs": cf_costs,
+                }  # fmt: skip
             state, new_obs, costs, done = env.step(k_env, state, u1, u2)
-            out = (new_obs.state, new_obs.regime, u1, u2, costs, done)
+            out = (new_obs.state, new_obs.regime, u1, u2, costs, done, cf)
             return (state, new_obs), out
 
         keys = jax.random.split(steps_key, N)
-        _, (xs, regimes, u1, u2, costs, done) = jax.lax.scan(
+        _, (xs, regimes, u1, u2, costs, done, cf) = jax.lax.scan(
             body, (state, obs), (jnp.arange(N), keys)
         )
         states = jnp.concatenate([obs.state[None], xs], axis=0)
         regimes = jnp.concatenate([jnp.asarray(obs.regime, jnp.int32)[None], regimes], axis=0)
-        return states, regimes.astype(jnp.int32), u1, u2, costs, done
+        return states, regimes.astype(jnp.int32), u1, u2, costs, done, cf
 
-    states, regimes, u1, u2, costs, done = jax.vmap(episode)(
+    states, regimes, u1, u2, costs, done, cf = jax.vmap(episode)(
         jax.random.split(key, int(num_episodes))
     )
     dtype = states.dtype
     times = jnp.arange(N + 1, dtype=dtype) * jnp.asarray(env.dt, dtype)
     return Batch(
         times=times, states=states, regimes=regimes, leader_actions=u1, follower_actions=u2,
-        costs=costs, done=done.astype(bool),
+        costs=costs, done=done.astype(bool), counterfactual=cf,
     )  # fmt: skip
 
 

@@ -233,7 +233,6 @@ def make_train(
     def train(key):
         dtype = jnp.zeros(()).dtype
         lam = jnp.asarray(lam0, dtype)
-        times = jnp.arange(N, dtype=dtype) * dt
         eye1, eye2 = jnp.eye(k1, dtype=dtype), jnp.eye(k2, dtype=dtype)
         initial = GridPolicy(
             L=jnp.zeros((N, m, K, d), dtype), ell=jnp.zeros((N, m, K), dtype),

@@ -29,6 +29,7 @@ def cross_term_runs():
     return out, refs
 
 
+@pytest.mark.slow
 def test_learned_q_coefficients_match_exact_pre_hamiltonian(cross_term_runs):
     """The last round's q-functions (of a policy pair already near equilibrium) against
     pre_hamiltonian at the Riccati value (y = 2(P x + p), M = 2P): quadratic blocks within 0.05
@@ -52,6 +53,7 @@ def test_learned_q_coefficients_match_exact_pre_hamiltonian(cross_term_runs):
             assert np.max(np.abs(got - rho)) < 0.1 * np.max(np.abs(rho)), (t, i, got, rho)
 
 
+@pytest.mark.slow
 def test_stackelberg_learner_converges_to_riccati_equilibrium(cross_term_runs):
     """Relative L2 errors of the policy means (x ~ N(x0, I), t ~ U[0, T], both regimes) <= 0.1
     and of V_{k,i}(0, x0) <= 0.06 (measured 0.03-0.05 and 0.01-0.03 at this budget: the
@@ -65,6 +67,7 @@ def test_stackelberg_learner_converges_to_riccati_equilibrium(cross_term_runs):
     assert np.all(np.asarray(gap["mean_leader"]) > 1.0)
 
 
+@pytest.mark.slow
 def test_independent_learners_find_nash_not_stackelberg(cross_term_runs):
     runs, refs = cross_term_runs
     to_nash = sj.evaluate(runs["nash"], refs["nash"], jax.random.key(1), num_points=512)
@@ -74,6 +77,7 @@ def test_independent_learners_find_nash_not_stackelberg(cross_term_runs):
     assert np.all(np.asarray(to_stack["mean_leader"]) > 0.8)
 
 
+@pytest.mark.slow
 def test_result_plugs_into_monte_carlo_cost(cross_term_runs):
     """The learned Stackelberg policy played in the true model costs the leader within 5% of
     the equilibrium value (4 standard errors of Monte Carlo on top)."""
@@ -86,6 +90,7 @@ def test_result_plugs_into_monte_carlo_cost(cross_term_runs):
     assert abs(float(mean[0] - value[0])) < 0.05 * abs(float(value[0])) + 4 * float(se[0])
 
 
+@pytest.mark.slow
 def test_same_key_same_result_vmap_matches_loop_and_compiles_once():
     env = user_env()._replace(dt=0.05)
     config = rl.Config(num_iterations=2, num_episodes=64, value_basis=3, q_basis=2)

@@ -81,7 +81,7 @@ def _euler_substep(game, policy: PolicyFn, scheme: str, t, x, i, h, key):
             ]
         )
         running = coef.running_cost(u1, u2) + _entropy_payments(game, logs)
-        x_new = x + coef.drift(u1, u2) * h + dw @ coef.diffusion(u1, u2)
+        x_new = euler_maruyama(coef, x, u1, u2, h, dw)
     else:
         mu1, mu2 = pol.mean_leader, pol.mean_follower
         exploration = jnp.einsum("kab,ba->k", coef.R11, pol.cov_leader) + jnp.einsum(
@@ -102,6 +102,45 @@ def _euler_substep(game, policy: PolicyFn, scheme: str, t, x, i, h, key):
     return x_new, running * h
 
 
+def euler_maruyama(coef, x, u1, u2, h, dw):
+    """[d] Euler-Maruyama update ``x + b(x, u) h + sigma(x, u) dw`` for given actions.
+
+    Args:
+      coef: the game's `Coefficients` at ``(x, regime)``.
+      x: [d] state; u1: [k1], u2: [k2] actions held over the step.
+      h: [] step length; dw: [n] Brownian increments (variance ``h``).
+    """
+    return x + coef.drift(u1, u2) * h + dw @ coef.diffusion(u1, u2)
+
+
+def switching_step(game, substep, x, i, clock, h, key):
+    """One grid step of length ``h`` with exact regime switching (exponential holding times).
+
+    A step that straddles a jump is split at the jump time: ``substep`` runs in regime ``i``
+    until the jump and in the new regime after it (a second jump inside the same step is applied
+    at the start of the next step, an ``O(h^2)`` effect).
+
+    Args:
+      game: a `ControlQuadraticGame` (only ``generator`` is read).
+      substep: ``substep(x, regime, length, key) -> (x, cost [2])``.
+      x: [d] state; i: [] regime; clock: [] time left until the next jump.
+      h: [] grid step; key: PRNG key (consumed).
+
+    Returns:
+      ``(x, regime, clock, cost [2])`` at the end of the step.
+    """
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    h1 = jnp.clip(clock, 0.0, h)
+    x, c1 = substep(x, i, h1, k1)
+    jumped = clock <= h
+    j = jnp.where(jumped, _jump_target(k2, game, i), i)
+    clock = jnp.where(jumped, holding_time(k3, game, j, x.dtype), clock - h)
+    h2 = h - h1
+    x, c2 = substep(x, j, h2, k4)
+    clock = jnp.where(jumped, clock - h2, clock)
+    return x, j, clock, c1 + c2
+
+
 def _safe_log_density(cov, xi):
     k = cov.shape[-1]
     zero = jnp.all(cov == 0)
@@ -118,7 +157,8 @@ def _neg_entropy(lam, cov):
     return jnp.where(pos, -0.5 * lam * jnp.linalg.slogdet(2 * jnp.pi * jnp.e * safe)[1], 0.0)
 
 
-def _holding_time(key, game, i, dtype):
+def holding_time(key, game, i, dtype):
+    """[] exponential holding time of regime ``i`` (``inf`` for an absorbing regime)."""
     rate = -game.generator[i, i]
     e = jax.random.exponential(key, (), dtype)
     return jnp.where(rate > 0, e / jnp.where(rate > 0, rate, 1.0), jnp.inf)
@@ -138,23 +178,19 @@ def _path(game, policy, scheme, num_steps, store, x0, regime0, key):
     dtype = x0.dtype
     h = T / num_steps
     init_key, steps_key = jax.random.split(key)
-    carry0 = (x0, regime0, _holding_time(init_key, game, regime0, dtype), jnp.zeros(2, dtype))
+    carry0 = (x0, regime0, holding_time(init_key, game, regime0, dtype), jnp.zeros(2, dtype))
 
     def step(carry, inputs):
         x, i, clock, cost = carry
         n, key = inputs
         t = n * h
-        k1, k2, k3, k4 = jax.random.split(key, 4)
-        h1 = jnp.clip(clock, 0.0, h)
-        x, c1 = _euler_substep(game, policy, scheme, t, x, i, h1, k1)
-        jumped = clock <= h
-        j = jnp.where(jumped, _jump_target(k2, game, i), i)
-        clock = jnp.where(jumped, _holding_time(k3, game, j, dtype), clock - h)
-        h2 = h - h1
-        x, c2 = _euler_substep(game, policy, scheme, t, x, j, h2, k4)
-        clock = jnp.where(jumped, clock - h2, clock)
+
+        def substep(x_, i_, length, k):
+            return _euler_substep(game, policy, scheme, t, x_, i_, length, k)
+
+        x, j, clock, c = switching_step(game, substep, x, i, clock, h, key)
         out = (x, j) if store else None
-        return (x, j, clock, cost + c1 + c2), out
+        return (x, j, clock, cost + c), out
 
     steps = jnp.arange(num_steps, dtype=dtype)
     keys = jax.random.split(steps_key, num_steps)

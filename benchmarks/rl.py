@@ -340,7 +340,7 @@ def main(argv=None):
         )
         print(format_table(["learner", "against", "err mu1", "err mu2", "err V1(0,x0)"], nash_rows))
 
-    # Temperatures: the exact means do not depend on lambda (MATH.md §7.5); only the data does.
+    # Temperatures: the exact means do not depend on lambda (docs/math.md §7.5); only the data does.
     temps = [(0.02, 0.02), (0.2, 0.2), (1.0, 1.0)] if not quick else [(0.2, 0.2)]
     cases = [(lam, 0.0, 1.0) for lam in temps]
     if not quick:

@@ -1,4 +1,4 @@
-"""Monte Carlo simulation of the regime-switching exploratory SDE (MATH.md §2.3, §9.5).
+"""Monte Carlo simulation of the regime-switching exploratory SDE (docs/math.md §2.3, §9.5).
 
 Paths are vmapped, time is scanned. The regime chain is simulated with exponential holding
 times (rate ``-Gamma_ii``, jump law ``Gamma_ij / -Gamma_ii``); an Euler step that straddles a
@@ -226,7 +226,7 @@ def simulate(
     scheme: str = "sampled",
     store_paths: bool = True,
 ) -> Trajectories:
-    """Simulates the regime-switching SDE under Gaussian feedback policies (MATH.md §9.5).
+    """Simulates the regime-switching SDE under Gaussian feedback policies (docs/math.md §9.5).
 
     Args:
       game: a game following the `ControlQuadraticGame` protocol.

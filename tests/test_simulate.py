@@ -1,4 +1,4 @@
-"""Monte Carlo simulator against the Riccati values and the chain's transition matrix (MATH.md §9.5)."""
+"""Monte Carlo simulator against the Riccati values and the chain's transition matrix (docs/math.md §9.5)."""
 
 import jax
 import jax.numpy as jnp

@@ -178,7 +178,7 @@ def sde_env(
     initial_scale: float = 1.0,
     initial_regime: int | None = None,
 ) -> Environment:
-    """An `Environment` simulating a `ControlQuadraticGame` (MATH.md §1, §9.5).
+    """An `Environment` simulating a `ControlQuadraticGame` (docs/math.md §1, §9.5).
 
     Each step holds the actions fixed over ``[t_n, t_n + dt)``, applies Euler-Maruyama to the
     classical dynamics ``dX = b(X, u) dt + sigma(X, u) dW`` and switches regimes exactly

@@ -2,7 +2,7 @@
 
 For fixed Gaussian feedback policies of both players, player ``k``'s exploratory cost-to-go
 ``J_k`` makes ``M_t = J_k(t, X_t, alpha_t) + int_0^t (f_k + lambda_k log pi_k(u_k)) ds`` a
-martingale (MATH.md §2.4, §5.1; the regime is observed, so the increments of ``J_k`` along the
+martingale (docs/math.md §2.4, §5.1; the regime is observed, so the increments of ``J_k`` along the
 path carry the switching without knowing the generator). Two estimators of a value linear in
 its parameters (`stackjax.rl._features`), both linear least-squares problems solved in closed
 form:

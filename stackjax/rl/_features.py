@@ -1,4 +1,4 @@
-"""Linear-in-parameters features of values and q-functions of LQ games (MATH.md §3.2, §7.1).
+"""Linear-in-parameters features of values and q-functions of LQ games (docs/math.md §3.2, §7.1).
 
 A value is ``J_{k,i}(t, x) = sum_a psi_a(t) theta[k, i, a] . phi(x)`` with Legendre polynomials
 ``psi`` in time and the quadratic monomials ``phi(x) = (x_p x_q (p <= q), x, 1)``. A q-function

@@ -2,7 +2,7 @@
 
 Player ``k``'s q-function of a policy pair ``pi = (pi_1, pi_2)`` is
 ``q_k(t, x, i, u) = d_t J_k + h_k(x, u; grad J_k, Hess J_k) + sum_j Gamma_ij J_{k,j}``: its
-pre-Hamiltonian (MATH.md §3.2) plus the action-free terms of the generator, so it is quadratic in
+pre-Hamiltonian (§3.2) plus the action-free terms of the generator, so it is quadratic in
 the joint action ``u = (u_1, u_2)`` with coefficients ``W = [[Rt^11, Rt^12], [Rt^21, Rt^22]]``
 and ``rho = E z``. Along any path, whatever the actions taken,
 ``J_k(t, X_t, alpha_t) + int_0^t (f_k(X, u) - q_k(s, X, alpha, u)) ds`` is a martingale, and

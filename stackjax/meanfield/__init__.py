@@ -1,0 +1,54 @@
+"""Stackelberg mean-field games: finite MFGs (MFGLib's environments), MFE solvers, the exact
+Stackelberg oracle by implicit differentiation, and learners.
+
+Builds on the shared discrete-time pieces of `stackjax.discrete` (the soft response and the
+soft backward induction).
+"""
+
+from ._environments import (
+    beach_bar,
+    building_evacuation,
+    conservative_treasure_hunting,
+    crowd_motion,
+    equilibrium_price,
+    left_right,
+    linear_quadratic,
+    random_linear,
+    rock_paper_scissors,
+    susceptible_infected,
+)
+from ._game import (
+    MeanFieldGame,
+    best_response,
+    exploitability,
+    leader_objective,
+    make_mean_field_game,
+    mean_field,
+    policy_evaluation,
+    population,
+    rewards_and_kernels,
+    uniform_policy,
+)
+
+__all__ = [
+    "MeanFieldGame",
+    "beach_bar",
+    "best_response",
+    "building_evacuation",
+    "conservative_treasure_hunting",
+    "crowd_motion",
+    "equilibrium_price",
+    "exploitability",
+    "leader_objective",
+    "left_right",
+    "linear_quadratic",
+    "make_mean_field_game",
+    "mean_field",
+    "policy_evaluation",
+    "population",
+    "random_linear",
+    "rewards_and_kernels",
+    "rock_paper_scissors",
+    "susceptible_infected",
+    "uniform_policy",
+]

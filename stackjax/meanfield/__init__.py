@@ -17,6 +17,20 @@ from ._environments import (
     rock_paper_scissors,
     susceptible_infected,
 )
+from ._solvers import (
+    MFESolution,
+    fictitious_play,
+    fixed_point,
+    newton_equilibrium,
+    online_mirror_descent,
+)
+from ._stackelberg import (
+    StackelbergMFGResult,
+    equilibrium_policy,
+    left_right_toll,
+    stackelberg_equilibrium,
+    stackelberg_objective,
+)
 from ._game import (
     MeanFieldGame,
     best_response,
@@ -31,6 +45,16 @@ from ._game import (
 )
 
 __all__ = [
+    "MFESolution",
+    "StackelbergMFGResult",
+    "equilibrium_policy",
+    "fictitious_play",
+    "fixed_point",
+    "newton_equilibrium",
+    "online_mirror_descent",
+    "left_right_toll",
+    "stackelberg_equilibrium",
+    "stackelberg_objective",
     "MeanFieldGame",
     "beach_bar",
     "best_response",

@@ -5,6 +5,7 @@ Builds on the shared discrete-time pieces of `stackjax.discrete` (the soft respo
 soft backward induction).
 """
 
+from ._acsmfg import ACSMFGConfig, ACSMFGState, make_train
 from ._environments import (
     beach_bar,
     building_evacuation,
@@ -16,6 +17,18 @@ from ._environments import (
     random_linear,
     rock_paper_scissors,
     susceptible_infected,
+)
+from ._game import (
+    MeanFieldGame,
+    best_response,
+    exploitability,
+    leader_objective,
+    make_mean_field_game,
+    mean_field,
+    policy_evaluation,
+    population,
+    rewards_and_kernels,
+    uniform_policy,
 )
 from ._solvers import (
     MFESolution,
@@ -31,20 +44,11 @@ from ._stackelberg import (
     stackelberg_equilibrium,
     stackelberg_objective,
 )
-from ._game import (
-    MeanFieldGame,
-    best_response,
-    exploitability,
-    leader_objective,
-    make_mean_field_game,
-    mean_field,
-    policy_evaluation,
-    population,
-    rewards_and_kernels,
-    uniform_policy,
-)
 
 __all__ = [
+    "ACSMFGConfig",
+    "ACSMFGState",
+    "make_train",
     "MFESolution",
     "StackelbergMFGResult",
     "equilibrium_policy",

@@ -227,13 +227,7 @@ def _price_reward(params, t, joint, leader):
     c0, c1, c2, c3, c4 = (params["c"][i] for i in range(5))
     s, q, h = params["s"], params["q"], params["h"]  # [S, A] grids
     price = (params["d"] / (jnp.sum(joint * q) + params["e0"])) ** (1.0 / params["sigma"])
-    return (
-        (price - c0) * q
-        - c1 * q**2
-        - c2 * h
-        - (c2 + c3) * jnp.maximum(q - s, 0.0)
-        - c4 * s
-    )
+    return (price - c0) * q - c1 * q**2 - c2 * h - (c2 + c3) * jnp.maximum(q - s, 0.0) - c4 * s
 
 
 def equilibrium_price(
@@ -452,9 +446,7 @@ def _evacuation_kernel(n_floor: int, floor_l: int, floor_w: int) -> np.ndarray:
                     (f, li, min(wi + 1, floor_w - 1)),
                     (max(0, f - 1) if li == 0 and wi == 0 else f, li, wi),
                     (
-                        min(f + 1, n_floor - 1)
-                        if li == floor_l - 1 and wi == floor_w - 1
-                        else f,
+                        min(f + 1, n_floor - 1) if li == floor_l - 1 and wi == floor_w - 1 else f,
                         li,
                         wi,
                     ),

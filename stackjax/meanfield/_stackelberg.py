@@ -123,15 +123,18 @@ def _settings(game: MeanFieldGame, temperature_floor: float, num_newton: int) ->
     if lowest < _LADDER_START:
         rungs += math.ceil(math.log(lowest / _LADDER_START) / math.log(_LADDER_RATIO))
     return _Settings(
-        num_rungs=rungs, temperature_floor=float(temperature_floor), num_warmup=100,
+        num_rungs=rungs,
+        temperature_floor=float(temperature_floor),
+        num_warmup=100,
         num_newton=num_newton,
     )
 
 
 def _target_temperature(game, settings):
     tau = game.temperature
-    return jnp.where(tau > 0, jnp.maximum(tau, settings.temperature_floor),
-                     settings.temperature_floor)
+    return jnp.where(
+        tau > 0, jnp.maximum(tau, settings.temperature_floor), settings.temperature_floor
+    )
 
 
 def _solve(game: MeanFieldGame, settings: _Settings, leader, policy):

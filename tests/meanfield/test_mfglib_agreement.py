@@ -67,8 +67,12 @@ PAIRS = {
     ),
     "equilibrium_price": lambda: (mf.equilibrium_price(), Env.equilibrium_price()),
     "equilibrium_price_other": lambda: (
-        mf.equilibrium_price(T=3, s_inv=4, Q=3, H=1, d=2.0, sigma=0.7, c=(0.5, 0.2, 0.3, 0.1, 0.05)),
-        Env.equilibrium_price(T=3, s_inv=4, Q=3, H=1, d=2.0, sigma=0.7, c=(0.5, 0.2, 0.3, 0.1, 0.05)),
+        mf.equilibrium_price(
+            T=3, s_inv=4, Q=3, H=1, d=2.0, sigma=0.7, c=(0.5, 0.2, 0.3, 0.1, 0.05)
+        ),
+        Env.equilibrium_price(
+            T=3, s_inv=4, Q=3, H=1, d=2.0, sigma=0.7, c=(0.5, 0.2, 0.3, 0.1, 0.05)
+        ),
     ),
     "linear_quadratic": lambda: (mf.linear_quadratic(), Env.linear_quadratic()),
     "linear_quadratic_small_noise": lambda: (
@@ -88,8 +92,12 @@ PAIRS = {
 }
 
 
-VARIANTS = {"left_right_mixed_start", "beach_bar_large", "equilibrium_price_other",
-            "linear_quadratic_small_noise"}
+VARIANTS = {
+    "left_right_mixed_start",
+    "beach_bar_large",
+    "equilibrium_price_other",
+    "linear_quadratic_small_noise",
+}
 NAMES = [
     pytest.param(name, marks=pytest.mark.slow) if name in VARIANTS else name
     for name in sorted(PAIRS)
@@ -121,7 +129,9 @@ def test_reward_and_kernel_tensors_match_mfglib(name):
     for t in range(game.horizon):
         joint = _random_joint(rng, game)
         ours_r, ours_p = (
-            np.asarray(jax.jit(f)(game.params, jnp.asarray(t), jnp.asarray(joint), game.leader_init))
+            np.asarray(
+                jax.jit(f)(game.params, jnp.asarray(t), jnp.asarray(joint), game.leader_init)
+            )
             for f in (game.reward_fn, game.transition_fn)
         )
         ref_r = reference.reward(t, _to_torch(game, reference, joint)).numpy().reshape(n_s, n_a)

@@ -41,8 +41,9 @@ def test_solvers_match_mfglib_iterates(solver):
     ours = jax.jit(lambda g: ours_fn(g, num_iterations=8))(mf.beach_bar())
     pis, expls, _ = reference().solve(Env.beach_bar(), max_iter=8, atol=None, rtol=None)
     np.testing.assert_allclose(np.asarray(ours.exploitability), np.array(expls), atol=1e-12)
-    np.testing.assert_allclose(np.asarray(ours.policy).reshape(-1), pis[-1].numpy().reshape(-1),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(ours.policy).reshape(-1), pis[-1].numpy().reshape(-1), atol=1e-12
+    )
 
 
 @pytest.mark.slow
@@ -75,10 +76,12 @@ def test_vmap_over_leader_parameters_matches_loop():
     batched = jax.jit(jax.vmap(solve))(tolls)
     for i in range(3):
         single = jax.jit(solve)(tolls[i])
-        np.testing.assert_allclose(np.asarray(batched.policy[i]), np.asarray(single.policy),
-                                   atol=1e-14)
-        np.testing.assert_allclose(np.asarray(batched.exploitability[i]),
-                                   np.asarray(single.exploitability), atol=1e-14)
+        np.testing.assert_allclose(
+            np.asarray(batched.policy[i]), np.asarray(single.policy), atol=1e-14
+        )
+        np.testing.assert_allclose(
+            np.asarray(batched.exploitability[i]), np.asarray(single.exploitability), atol=1e-14
+        )
 
 
 def test_bad_input_raises_clear_errors():

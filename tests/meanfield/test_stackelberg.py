@@ -12,20 +12,26 @@ import stackjax.meanfield as mf
 
 def _logit_share(theta, tau):
     """mu_R solving mu = sigmoid((1 - 3 mu - theta) / tau), by bracketing (independent)."""
-    return optimize.brentq(lambda m: m - special.expit((1 - 3 * m - theta) / tau), 0.0, 1.0,
-                           xtol=1e-15)
+    return optimize.brentq(
+        lambda m: m - special.expit((1 - 3 * m - theta) / tau), 0.0, 1.0, xtol=1e-15
+    )
 
 
 def _logit_optimum(tau):
-    res = optimize.minimize_scalar(lambda th: -th * _logit_share(th, tau), bounds=(0.0, 2.0),
-                                   method="bounded", options={"xatol": 1e-12})
+    res = optimize.minimize_scalar(
+        lambda th: -th * _logit_share(th, tau),
+        bounds=(0.0, 2.0),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
     return res.x, -res.fun
 
 
 @pytest.mark.slow
 def test_toll_exact_best_response_closed_form():
-    res = mf.stackelberg_equilibrium(mf.left_right_toll(0.0), jax.random.key(0), num_restarts=2,
-                                     num_steps=40)
+    res = mf.stackelberg_equilibrium(
+        mf.left_right_toll(0.0), jax.random.key(0), num_restarts=2, num_steps=40
+    )
     assert abs(float(res.leader_params[0]) - 0.5) < 1e-6
     assert abs(float(res.population[1, 2]) - 1 / 6) < 1e-6
     assert abs(float(res.leader_value) - 1 / 12) < 1e-8
@@ -36,8 +42,9 @@ def test_toll_exact_best_response_closed_form():
 @pytest.mark.parametrize("tau", [0.1, 0.5])
 def test_toll_logit_optimum_matches_scipy(tau):
     theta, value = _logit_optimum(tau)
-    res = mf.stackelberg_equilibrium(mf.left_right_toll(tau), jax.random.key(1), num_restarts=2,
-                                     num_steps=60)
+    res = mf.stackelberg_equilibrium(
+        mf.left_right_toll(tau), jax.random.key(1), num_restarts=2, num_steps=60
+    )
     assert abs(float(res.leader_params[0]) - theta) < 1e-6
     assert abs(float(res.leader_value) - value) < 1e-10
     assert abs(float(res.population[1, 2]) - _logit_share(theta, tau)) < 1e-6
@@ -66,8 +73,10 @@ def test_toll_implicit_gradient_matches_finite_differences(theta):
     game = mf.left_right_toll(0.2)
     grad = _toll_gradient(game, jnp.asarray([theta]))[0]
     eps = 1e-5
-    fd = (_logit_share(theta + eps, 0.2) * (theta + eps)
-          - _logit_share(theta - eps, 0.2) * (theta - eps)) / (2 * eps)
+    fd = (
+        _logit_share(theta + eps, 0.2) * (theta + eps)
+        - _logit_share(theta - eps, 0.2) * (theta - eps)
+    ) / (2 * eps)
     assert abs(float(grad) - fd) < 1e-7
 
 
@@ -83,11 +92,19 @@ def _subsidized_beach(tau):
         mu = joint.sum(-1)
         return jnp.sum(mu * (params["distance"] + 1.0 - leader)) - 0.1 * jnp.sum(leader**2)
 
-    return mf.make_mean_field_game(initial=base.initial, params=base.params, reward_fn=reward,
-                                   transition_fn=base.transition_fn, leader_reward_fn=planner,
-                                   horizon=base.horizon, action_shape=base.action_shape,
-                                   temperature=tau, leader_init=jnp.zeros(4),
-                                   leader_lower=-2.0, leader_upper=2.0)
+    return mf.make_mean_field_game(
+        initial=base.initial,
+        params=base.params,
+        reward_fn=reward,
+        transition_fn=base.transition_fn,
+        leader_reward_fn=planner,
+        horizon=base.horizon,
+        action_shape=base.action_shape,
+        temperature=tau,
+        leader_init=jnp.zeros(4),
+        leader_lower=-2.0,
+        leader_upper=2.0,
+    )
 
 
 @pytest.mark.slow
@@ -97,8 +114,9 @@ def test_vector_leader_implicit_gradient_matches_finite_differences():
     f = jax.jit(lambda w: mf.stackelberg_objective(game, w))
     grad = jax.jit(jax.grad(lambda w: mf.stackelberg_objective(game, w)))(omega)
     eps = 1e-5
-    fd = np.array([(f(omega.at[i].add(eps)) - f(omega.at[i].add(-eps))) / (2 * eps)
-                   for i in range(4)])
+    fd = np.array(
+        [(f(omega.at[i].add(eps)) - f(omega.at[i].add(-eps))) / (2 * eps) for i in range(4)]
+    )
     np.testing.assert_allclose(np.asarray(grad), fd, atol=1e-7)
     # The equilibrium behind it is a regularized MFE (exploitability ~ 0).
     policy = mf.equilibrium_policy(game, omega)

@@ -255,8 +255,9 @@ def stackelberg_equilibrium(
     """Exact Stackelberg equilibrium: projected gradient ascent on ``Phi`` with restarts.
 
     The first restart starts at ``game.leader_init``, the others uniformly in the leader's
-    box (infinite bounds: the default parameters plus a standard normal); each ascends the implicit gradient for ``num_steps``
-    (the followers' MFE warm-started from the previous step), and the best restart wins.
+    box (infinite bounds: the default parameters plus a standard normal); each ascends the
+    implicit gradient for ``num_steps`` (the followers' MFE warm-started from the previous
+    step), and the best restart wins.
 
     Args:
       game: a game with a leader (``leader_reward_fn``).

@@ -6,6 +6,7 @@ soft backward induction).
 """
 
 from ._acsmfg import ACSMFGConfig, ACSMFGState, make_train
+from ._economics import equilibrium_pricing, market_entrance, shop_positioning
 from ._environments import (
     beach_bar,
     building_evacuation,
@@ -46,6 +47,9 @@ from ._stackelberg import (
 )
 
 __all__ = [
+    "equilibrium_pricing",
+    "market_entrance",
+    "shop_positioning",
     "ACSMFGConfig",
     "ACSMFGState",
     "make_train",

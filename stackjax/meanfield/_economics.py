@@ -48,7 +48,7 @@ def _entrance_leader(params, t, joint, leader):
     return params["kappa"] * mu_right * (1.0 - mu_right) - leader[0] * mu_right
 
 
-def market_entrance(temperature: float = 0.2, *, kappa: float = 4.0) -> MeanFieldGame:
+def market_entrance(temperature: float = 0.2, *, kappa: float = 8.0) -> MeanFieldGame:
     """Left-right as market entry with a subsidizing regulator (module docstring).
 
     Args:

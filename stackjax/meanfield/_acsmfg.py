@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from ..discrete._validation import is_concrete
 from ._game import MeanFieldGame, _flow, exploitability, leader_objective, uniform_policy
 from ._solvers import _newton, equilibrium_map, fictitious_play
 
@@ -154,6 +155,11 @@ def make_train(game: MeanFieldGame, config: ACSMFGConfig):
     """
     if game.leader_reward_fn is None or game.leader_dim == 0:
         raise ValueError(f"`game` ({game.name}) has no leader; got leader_dim = 0.")
+    if is_concrete(game.temperature) and not float(game.temperature) > 0:
+        raise ValueError(
+            f"`game.temperature` must be > 0 (the follower's actor is softmax(Q / tau)); got "
+            f"{float(game.temperature)}. Pass a positive temperature."
+        )
     if not isinstance(config, ACSMFGConfig):
         raise TypeError(f"`config` must be an ACSMFGConfig; got {type(config).__name__}.")
     tau = game.temperature

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from ..discrete._response import soft_backward, soft_response
+from ..discrete._response import soft_backward
 from ..discrete._validation import check_probability, check_shape, is_concrete
 
 __all__ = [
@@ -336,8 +336,3 @@ def leader_objective(game: MeanFieldGame, joint: jax.Array, leader=None) -> jax.
         game.params, steps, joint, leader
     )
     return jnp.sum(per_step)
-
-
-def soft_policy(q: jax.Array, temperature) -> jax.Array:
-    """``softmax(q / tau)`` (uniform over maximizers at ``tau = 0``) along the last axis."""
-    return soft_response(q, temperature)[0]

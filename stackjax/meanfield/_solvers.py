@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from ..discrete._validation import is_concrete
 from ._game import (
     MeanFieldGame,
     _check_policy,
@@ -204,6 +205,11 @@ def newton_equilibrium(
     Returns:
       ``[H, S, A]`` the equilibrium policy.
     """
+    if is_concrete(game.temperature) and not float(game.temperature) > 0:
+        raise ValueError(
+            f"`game.temperature` must be > 0 for newton_equilibrium; got "
+            f"{float(game.temperature)}. Use fictitious_play for exact best responses."
+        )
     leader, policy = _start(game, leader, policy_init)
     policy = fictitious_play(
         game, leader, num_iterations=num_warmup, alpha=damping, policy_init=policy

@@ -48,8 +48,13 @@ def plot_learning_curves(samples, gaps, ax=None):
         gap = np.abs(np.asarray(gap))
         median = np.median(gap, axis=0)
         (line,) = ax.semilogy(samples, np.maximum(median, 1e-12), label=label)
-        ax.fill_between(samples, np.maximum(gap.min(0), 1e-12), np.maximum(gap.max(0), 1e-12),
-                        color=line.get_color(), alpha=0.2)
+        ax.fill_between(
+            samples,
+            np.maximum(gap.min(0), 1e-12),
+            np.maximum(gap.max(0), 1e-12),
+            color=line.get_color(),
+            alpha=0.2,
+        )
     ax.set_xlabel("follower samples")
     ax.set_ylabel("|Φ* − Φ(ω_k)| / Φ*")
     ax.legend(fontsize=8)

@@ -86,5 +86,7 @@ def test_config_validation():
         mf.ACSMFGConfig(leader_gradient="magic")
     with pytest.raises(ValueError, match="`batch_size` must be a positive int"):
         mf.ACSMFGConfig(batch_size=0)
+    with pytest.raises(ValueError, match="`game.temperature` must be > 0"):
+        mf.make_train(mf.left_right_toll(0.0), mf.ACSMFGConfig())
     with pytest.raises(ValueError, match="has no leader"):
         mf.make_train(mf.beach_bar(temperature=0.2), mf.ACSMFGConfig())

@@ -15,7 +15,9 @@ def test_notebook_executes():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert "SMALL = True" in nb.cells[1].source
     client = nbclient.NotebookClient(
-        nb, timeout=600, kernel_name="python3",
+        nb,
+        timeout=600,
+        kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOK.parent)}},
     )
     client.execute()

@@ -9,11 +9,10 @@ from scipy.linalg import expm
 import stackjax as sj
 from stackjax.examples import controlled_diffusion_game, cross_term_game, scalar_game, zero_sum_game
 
-# (game, scheme, regime0): two general-sum games in both schemes, controlled diffusion, zero sum.
+# (game, scheme, regime0): both schemes, both starting regimes, controlled diffusion, zero sum.
 _CASES = {
     "scalar-sampled": (scalar_game, "sampled", 0),
-    "scalar-averaged": (scalar_game, "averaged", 1),
-    "cross-term-sampled": (cross_term_game, "sampled", 1),
+    "cross-term-averaged": (cross_term_game, "averaged", 1),
     "controlled-diffusion-sampled": (controlled_diffusion_game, "sampled", 0),
     "zero-sum-averaged": (zero_sum_game, "averaged", 0),
 }

@@ -19,32 +19,6 @@ from stackjax._solver._step import sample_batch
 
 
 @pytest.mark.parametrize(
-    "make_game, correction",
-    [
-        (lambda: examples.random_game(jax.random.key(3), 5, 2), False),
-        (lambda: examples.random_game(jax.random.key(4), 4, 2, controlled_diffusion=True), True),
-        (lambda: examples.cole_hopf_game(d=3), True),  # no terminal_hessian: autodiff psi
-    ],
-)
-def test_structured_products_equal_jax_hessian_residual(make_game, correction, tiny, random_params):
-    """The default operator applies the quadratic head's (and G's) exact Hessian as a matrix
-    product and HVPs only the rest; its residuals equal the jax.hessian path to 1e-10."""
-    game = make_game()
-    base = tiny.replace(correction=correction, dtype="float64")
-    init, _ = make_train_step(game, base)
-    state = init(jax.random.key(0))
-    params = random_params(state.params)
-    t, x = sample_points(jax.random.key(2), game, 16, scale=1.0, distribution="gaussian")
-    pkeys = jax.random.split(jax.random.key(5), 16)
-    residuals = {}
-    for op in ("hvp", "hessian"):
-        net = network_value(game, base.replace(operator=op), params, state.norm)
-        residuals[op] = jax.jit(NetworkValue.batch_residuals)(net, t, x, pkeys)
-    assert float(jnp.max(jnp.abs(residuals["hessian"]))) > 1e-2  # a non-trivial comparison
-    np.testing.assert_allclose(residuals["hvp"], residuals["hessian"], rtol=1e-10, atol=1e-10)
-
-
-@pytest.mark.parametrize(
     "make_game, changes",
     [
         (lambda: examples.random_game(jax.random.key(6), 3, 2), {}),
@@ -99,9 +73,11 @@ def test_residual_state_gradients_match_finite_differences(make_game, changes, t
     ],
 )
 def test_time_grouped_points_equal_per_point_residuals(make_game, correction, tiny, random_params):
-    """States sharing a time (``points_per_time``) reuse the head's coefficients and Hessian;
-    residuals and state-gradient rows equal the per-point evaluation (and the jax.hessian
-    reference) at the same points to 1e-10 in float64."""
+    """The default operator applies the quadratic head's (and G's) exact Hessian as a matrix
+    product, shared by the states of one time (``points_per_time``), and HVPs only the rest:
+    its residuals equal the ``jax.hessian`` reference at the same flat points, and its residuals
+    and state-gradient rows equal the per-point (structured) evaluation, to 1e-10 in float64.
+    Cole-Hopf has no ``terminal_hessian`` (autodiff of the terminal cost)."""
     game = make_game()
     config = tiny.replace(correction=correction, dtype="float64", points_per_time=4)
     init, _ = make_train_step(game, config)

@@ -13,6 +13,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 
@@ -36,6 +38,7 @@ def _records(path: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_riccati_quick_agrees_with_scipy(tmp_path):
     """stackjax's Riccati solve and scipy's DOP853 on the same system agree to 1e-8 relative."""
     _run("riccati.py", tmp_path)
@@ -46,6 +49,7 @@ def test_riccati_quick_agrees_with_scipy(tmp_path):
     assert (tmp_path / "riccati.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_discrete_qse_quick_agrees_with_scipy(tmp_path):
     """Batched QSE matches the per-game scipy multistart optimum (never worse than 1e-6)."""
     _run("discrete_qse.py", tmp_path)
@@ -54,6 +58,7 @@ def test_discrete_qse_quick_agrees_with_scipy(tmp_path):
     assert rec["jax_games_per_second"] > 0
 
 
+@pytest.mark.slow
 def test_dimension_quick_exact_operator_matches_hessian_reference(tmp_path):
     """All three second-order modes run; the default exact operator's residuals equal the
     ``jax.hessian`` reference on the same batch (float32 round-off), the sketch's are close."""
@@ -79,6 +84,7 @@ def test_dimension_quick_exact_operator_matches_hessian_reference(tmp_path):
     assert 0 < gn["matvec_s"] < gn["step_s"], gn
 
 
+@pytest.mark.slow
 def test_accuracy_quick_meets_scalar_target_against_riccati(tmp_path):
     """The neural solver on the scalar game meets the accuracy table's target (value <= 1e-3, policy mean
     <= 5e-3 against Riccati) with the default configuration; the short-configuration scaling
@@ -95,6 +101,7 @@ def test_accuracy_quick_meets_scalar_target_against_riccati(tmp_path):
         assert 0 < rec["time_to_0.01"] <= rec["seconds"][-1], rec
 
 
+@pytest.mark.slow
 def test_finite_difference_quick_grid_converges_to_riccati(tmp_path):
     """The grid baseline solves the same coupled HJB system: exact on quadratics with the
     quadratic boundary (RK4 error only), and the linear-boundary error falls under refinement."""
@@ -108,6 +115,7 @@ def test_finite_difference_quick_grid_converges_to_riccati(tmp_path):
     assert linear[-1]["max_error"] < linear[0]["max_error"] < 0.1, linear
 
 
+@pytest.mark.slow
 def test_deepxde_compare_quick_poses_the_same_system(tmp_path):
     """DeepXDE's residual (torch) reproduces stackjax's at the Riccati value and with copied
     weights (when the bench extra is installed, as in CI); both JAX trainings run and learn."""
@@ -141,6 +149,7 @@ def test_report_update_replaces_only_the_chosen_sections():
     assert "B1" not in new and "Sections dimension, extra regenerated on NOW." in new
 
 
+@pytest.mark.slow
 def test_marl_quick_contextual_reaches_exact_values(tmp_path):
     """Contextual design reaches the enumerated Stackelberg value on every quick game and seed;
     the jitted pipeline outruns the NumPy loop of the same pipeline."""

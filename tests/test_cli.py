@@ -10,6 +10,7 @@ import stackjax as sj
 from stackjax.cli import main
 
 
+@pytest.mark.slow
 def test_riccati_command_prints_values_monte_carlo_and_writes_plot(tmp_path, capsys):
     code = main(["riccati", "--example", "cross-term", "--paths", "3000", "--steps", "40",
                  "--num-times", "11", "--out", str(tmp_path)])  # fmt: skip
@@ -29,6 +30,7 @@ def test_riccati_command_prints_values_monte_carlo_and_writes_plot(tmp_path, cap
     assert jax.config.jax_enable_x64
 
 
+@pytest.mark.slow
 def test_solve_command_trains_compares_with_riccati_and_writes_plots(tmp_path, capsys):
     # The README's main job (default solver: Gauss-Newton only for this LQ game), fewer paths.
     code = main(["solve", "--example", "random", "--dim", "2", "--regimes", "2",
@@ -78,6 +80,7 @@ def test_bad_arguments_exit_2_with_one_line_before_any_work(argv, name, capsys):
     assert name in err and len(err.splitlines()) == 1, err
 
 
+@pytest.mark.slow
 def test_solve_command_takes_a_saved_game(tmp_path, capsys):
     path = tmp_path / "scalar.npz"
     sj.examples.scalar_game().save(path)
@@ -92,6 +95,7 @@ def test_solve_command_takes_a_saved_game(tmp_path, capsys):
     assert (tmp_path / "solve_scalar.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_console_command_fills_the_persistent_compilation_cache(tmp_path):
     """``python -m stackjax`` (the console entry) stores compiled programs in the cache
     directory; ``STACKJAX_NO_CACHE=1`` turns it off."""

@@ -48,6 +48,7 @@ def test_functional_game_derives_dimensions_and_matches_lq_residuals():
         assert float(jnp.max(jnp.abs(r_fn))) <= 1e-6 * max(scale, 1.0)
 
 
+@pytest.mark.slow
 def test_functional_game_solves_like_the_lq_game():
     """`solve` of the functional copy gives the LQ game's solution (same key, same settings:
     only the hooks decide the network, so ``quadratic_value=True`` is passed)."""

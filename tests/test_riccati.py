@@ -214,6 +214,7 @@ def test_constant_shift_closed_form_without_controlled_diffusion():
 
 
 # -- Differentiability and errors -----------------------------------------------------------------
+@pytest.mark.slow
 def test_grad_through_riccati_matches_central_differences():
     game = scalar_game()
 

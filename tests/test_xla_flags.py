@@ -17,6 +17,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent(
     """
     import os
@@ -56,6 +58,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_refinement_with_mlp_correction_finishes_and_reports_the_true_loss():
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "STACKJAX_KEEP_XLA_FLAGS")}
     proc = subprocess.run(

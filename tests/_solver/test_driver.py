@@ -53,6 +53,7 @@ def test_trained_solution_matches_riccati(name, concept):
     assert solution.history["loss"][-1] < 1e-2 * solution.history["loss"][0]
 
 
+@pytest.mark.slow
 def test_solve_under_vmap_matches_loop_and_grad_is_finite(tiny):
     game = examples.cross_term_game()
     config = tiny.replace(num_steps=6, chunk_size=6)
@@ -74,6 +75,7 @@ def test_solve_under_vmap_matches_loop_and_grad_is_finite(tiny):
     assert grad.shape == (2,) and np.all(np.isfinite(grad)) and np.any(grad != 0)
 
 
+@pytest.mark.slow
 def test_grad_through_refinement_matches_finite_differences(tiny):
     """``jax.grad`` through Adam steps and Gauss-Newton refinement (unrolled CG) equals central
     finite differences of the whole `solve` (float64)."""

@@ -24,6 +24,7 @@ def test_pcg_solves_spd_system_for_any_unroll(unroll):
     np.testing.assert_allclose(np.asarray(x), np.linalg.solve(a, b), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_solve_returns_the_best_gauss_newton_iterate():
     """The returned parameters score the smallest loss on the refinement's fixed evaluation
     batch among the iterates (recomputed here from the same batch, float64), and the history

@@ -115,6 +115,7 @@ def test_time_grouped_points_equal_per_point_residuals(make_game, correction, ti
         (lambda: examples.zero_sum_game(), False, 1),
     ],
 )
+@pytest.mark.slow
 def test_factored_head_equals_expanded(make_game, correction, per, tiny, random_params):
     """The factored head form (``sum_k T_k (B_k v)``, no per-time Hessian) gives the expanded
     form's residuals and state-gradient rows (grouped, 4 states per time, and flat points) and

@@ -28,6 +28,7 @@ def _copy(src, dst):
     return dst
 
 
+@pytest.mark.slow
 def test_a_larger_step_budget_continues(written, tmp_path):
     directory = _copy(written, tmp_path / "c")
     longer = sj.solve(sj.examples.scalar_game(), jax.random.key(0),

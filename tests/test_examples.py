@@ -53,6 +53,7 @@ def test_controlled_diffusion_example_is_parabolic_on_the_evaluation_distributio
     assert float(margins.min()) > 0.1, float(margins.min())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", sorted(set(sj.examples.EXAMPLES) - set(sj.examples.NON_LQ_EXAMPLES))
 )

@@ -131,6 +131,7 @@ def test_nash_means_solve_both_partial_first_order_conditions(seed):
     np.testing.assert_allclose(g2, 0.0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_follower_reaction_to_bimodal_leader_depends_on_mean_only():
     """The follower's Gibbs density against a non-Gaussian leader density, by quadrature on a grid,
     is N(kappa + Lambda E[u1], Sigma_2) (docs/math.md §4.1)."""
@@ -196,6 +197,7 @@ def test_zero_temperature_limit_is_continuous():
     np.testing.assert_array_equal(eq0.cov_leader, 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_regimes", [1, 3])
 def test_vmap_over_regimes_matches_loop(num_regimes):
     game = random_game(jax.random.key(3), d=3, m=num_regimes, controlled_diffusion=True)

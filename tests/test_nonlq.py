@@ -23,6 +23,7 @@ def _points(game, num, seed=0):
 
 
 # d = 3 (unequal blocks d_a = 2, d_b = 1) and m = 3 regimes; d = 2, m = 2 is used below.
+@pytest.mark.slow
 @pytest.mark.parametrize("d, Gamma", [(3, [[-1.0, 0.5, 0.5], [0.2, -0.4, 0.2], [1.0, 1.0, -2.0]])])
 def test_exact_value_solves_the_hjb_system_and_differs_from_nash(d, Gamma):
     m = len(Gamma)
@@ -64,6 +65,7 @@ def test_exact_value_solves_the_hjb_system_and_differs_from_nash(d, Gamma):
     assert np.ptp(second) > 1e-2 * np.abs(second).max()
 
 
+@pytest.mark.slow
 def test_closed_form_policy_equals_pointwise_equilibrium_of_the_value():
     game = make_cole_hopf_game(4)
     t, x = _points(game, 16, seed=1)
@@ -78,6 +80,7 @@ def test_closed_form_policy_equals_pointwise_equilibrium_of_the_value():
     np.testing.assert_allclose(ratio, 1.0 / 1.5, rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("regime0", [1])
 def test_monte_carlo_of_equilibrium_play_matches_exact_value(regime0):
     game = make_cole_hopf_game(2)

@@ -73,6 +73,7 @@ def _random_coefficients(key, d, n, k1, k2):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("d, n, k1, k2", [(3, 2, 1, 2), (5, 3, 2, 1), (12, 2, 1, 1)])
 def test_hvp_products_equal_hessian_products(seed, d, n, k1, k2):
@@ -104,6 +105,7 @@ def test_unknown_product_method_raises():
         gradient_and_products(f, jnp.zeros(3), coef, method="taylor")
 
 
+@pytest.mark.slow
 def test_sketched_operator_is_unbiased():
     """Mean of the Hutchinson-sketched pre-Hamiltonian over many probes vs the exact one."""
     d, n, k1, k2 = 6, 5, 2, 1
@@ -130,6 +132,7 @@ def test_sketched_operator_is_unbiased():
             assert np.max(samples.std(axis=0)) > 1e-3
 
 
+@pytest.mark.slow
 def test_principal_symbol_leader_diagonal_is_diffusion_form():
     """Envelope identity of docs/math.md §5.4: A_11(xi) = 1/2 xi^T E[sigma sigma^T] xi."""
     game = examples.controlled_diffusion_game()
@@ -161,6 +164,7 @@ def test_principal_symbol_leader_diagonal_is_diffusion_form():
     np.testing.assert_allclose(margin, 0.5 * smallest, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_parabolicity_margin_matches_dense_search():
     """Margin of docs/math.md §5.4 vs symbol eigenvalues on a dense circle of directions (d = 2)."""
     game = examples.controlled_diffusion_game()

@@ -32,6 +32,7 @@ def _functional_copy(lq: sj.LQGame, **hooks) -> sj.FunctionalGame:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_functional_game_derives_dimensions_and_matches_lq_residuals():
     lq = sj.examples.random_game(jax.random.key(2), d=3, m=2, controlled_diffusion=True)
     game = _functional_copy(lq)

@@ -22,6 +22,7 @@ def _scalar_lqr(a, b, sigma, q, r, g, lam1, T):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("a,b,sigma,q,r,g,lam1", [(-0.5, 1.0, 0.3, 1.0, 0.5, 2.0, 0.4),
                                                   (0.3, 2.0, 0.7, 2.0, 1.5, 0.0, 0.0)])  # fmt: skip
 def test_scalar_lqr_closed_form(a, b, sigma, q, r, g, lam1):
@@ -69,6 +70,7 @@ def test_identical_regimes_equal_one_regime():
         np.testing.assert_allclose(b.c[:, :, i], a.c[:, :, 0], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_stackelberg_equals_nash_without_reaction_and_differs_with_cross_term():
     base = cross_term_game()
     symbols = base.to_dict()
@@ -86,6 +88,7 @@ def test_stackelberg_equals_nash_without_reaction_and_differs_with_cross_term():
     assert bool(jnp.all(v_st[0] <= v_na[0] + 1e-12))
 
 
+@pytest.mark.slow
 def test_zero_sum_stackelberg_equals_nash_and_values_are_opposite():
     game = zero_sum_game()
     st, na = (sj.riccati_reference(game, concept=c, num_times=11) for c in ("stackelberg", "nash"))
@@ -95,6 +98,7 @@ def test_zero_sum_stackelberg_equals_nash_and_values_are_opposite():
     np.testing.assert_allclose(st.c[:, 1], -st.c[:, 0], rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.slow
 def test_zero_sum_differs_from_general_sum_only_in_constants():
     """docs/math.md §6: with f2 = -f1 as a general-sum game, P and p agree, c differs (entropy book-keeping)."""
     zs = zero_sum_game()
@@ -125,6 +129,7 @@ _CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("d,m,controlled,concept", _CASES)
 def test_residual_of_riccati_solution_vanishes(d, m, controlled, concept):
     """|R_{k,i}| < 1e-8 (float64, relative to 1 + max|V|) at random points, temperatures 0 and > 0:
@@ -146,6 +151,7 @@ def test_residual_of_riccati_solution_vanishes(d, m, controlled, concept):
     assert worst < 1e-8, worst
 
 
+@pytest.mark.slow
 def test_time_derivative_matches_finite_differences_of_the_integrated_solution():
     """The ODE right-hand side (used as dV/dt) against 4th-order central differences of the
     integrated coefficients on a fine grid: checks the integration, not just the algebra."""
@@ -161,6 +167,7 @@ def test_time_derivative_matches_finite_differences_of_the_integrated_solution()
 
 
 # -- Temperatures -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_P_and_p_do_not_depend_on_temperature_and_covariances_scale_linearly():
     """docs/math.md §7.5, with controlled diffusion (so the covariances are time dependent)."""
     game = random_game(jax.random.key(2), d=3, m=2, controlled_diffusion=True, lam=(0.3, 0.2))
@@ -239,6 +246,7 @@ def test_grad_through_riccati_matches_central_differences():
         np.testing.assert_allclose(grads[j], fd, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_finite_escape_raises_a_clear_error():
     two = lambda leader, follower: np.array([leader, follower], float).reshape(2, 1, 1, 1)  # noqa: E731
     game = sj.make_lq_game(
@@ -249,6 +257,7 @@ def test_finite_escape_raises_a_clear_error():
         sj.riccati_reference(game)
 
 
+@pytest.mark.slow
 def test_loss_of_well_posedness_along_the_solution_raises():
     """Controlled diffusion: Rt11_1 = R11 + D1^T P_1 D1 loses definiteness once P_1 < -R11 / D1^2
     (the leader's negative state cost drives P_1 = -2 (T - t) and it has no drift control)."""
@@ -268,6 +277,7 @@ def test_rejects_non_lq_game_and_bad_concept():
         sj.riccati_reference(object())
 
 
+@pytest.mark.slow
 def test_float32_by_default_in_a_fresh_process():
     """Without jax_enable_x64 everything runs in float32 and agrees with float64 to ~1e-5."""
     import subprocess

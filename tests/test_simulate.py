@@ -18,6 +18,7 @@ _CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(_CASES))
 def test_monte_carlo_cost_of_equilibrium_play_matches_value(name):
     """|J_MC - V_{k,i0}(0, x0)| <= 4 standard errors for both players (Euler bias at dt = 1/200 is
@@ -36,6 +37,7 @@ def test_monte_carlo_cost_of_equilibrium_play_matches_value(name):
     assert np.all(np.asarray(stderr) < 0.02 * np.abs(np.asarray(value)) + 0.02)  # informative test
 
 
+@pytest.mark.slow
 def test_regime_chain_matches_transition_matrix():
     """Empirical law of alpha_T against expm(Gamma T)[i0] (exponential clocks, split steps)."""
     game = scalar_game()
@@ -55,6 +57,7 @@ def test_regime_chain_matches_transition_matrix():
     assert np.all(np.abs(emp_mid - exact_mid) < 4 * np.sqrt(exact_mid * (1 - exact_mid) / mid.size))
 
 
+@pytest.mark.slow
 def test_simulate_shapes_and_reproducibility():
     game = cross_term_game()
     sol = sj.riccati_reference(game, num_times=5)
@@ -78,6 +81,7 @@ def test_simulate_rejects_bad_arguments():
         sj.simulate(game, sol.policy, jax.random.key(0), regime0=5)
 
 
+@pytest.mark.slow
 def test_evaluate_reports_errors_against_reference():
     """Stackelberg vs Nash in the cross-term game: `evaluate`'s relative L2 value error equals a
     direct numpy computation on the same points; a solution against itself has zero error."""

@@ -95,6 +95,7 @@ def test_grad_through_refinement_matches_finite_differences(tiny):
     np.testing.assert_allclose(grad[1], fd, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_sharded_and_unsharded_losses_agree(tiny):
     assert jax.device_count() >= 8, "conftest forces 8 CPU devices"
     game = examples.cross_term_game()
@@ -105,6 +106,7 @@ def test_sharded_and_unsharded_losses_agree(tiny):
     chex.assert_trees_all_close(sharded.state.params, single.state.params, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_parameters(tiny, tmp_path):
     game = examples.controlled_diffusion_game()
     config = tiny.replace(refine_steps=2, refine_batch_size=16, cg_iterations=3)
@@ -122,6 +124,7 @@ def test_resume_gives_the_same_parameters(tiny, tmp_path):
         solve(game, jax.random.key(1), config, checkpoint_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_on_policy_fraction_runs_and_solution_policy_simulates(tiny):
     """On-policy + adaptive pools in training; the solution's policy plugs into the simulator."""
     from stackjax import monte_carlo_cost
@@ -139,6 +142,7 @@ def test_on_policy_fraction_runs_and_solution_policy_simulates(tiny):
     assert mean.shape == (2,) and np.all(np.isfinite(mean)) and np.all(stderr > 0)
 
 
+@pytest.mark.slow
 def test_progress_meter_receives_every_phase(tiny):
     """Progress lines go to the meter (Adam chunks, Gauss-Newton pieces with their rate), not
     to stdout; under vmap the meter is not called."""

@@ -17,6 +17,7 @@ from stackjax import (
 )
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_message_and_finite_state(tiny):
     game = examples.cross_term_game()
     config = tiny.replace(learning_rate=1e8, warmup_steps=0, dtype="float32", num_steps=40)
@@ -29,6 +30,7 @@ def test_divergence_stops_with_message_and_finite_state(tiny):
     assert np.all(np.isfinite(solution.history["loss"]))
 
 
+@pytest.mark.slow
 def test_divergence_returns_the_state_whose_loss_was_last_seen(tiny):
     """At learning rate 1e3 the loss explodes within a few steps; the returned state is the
     one before the exploding update: its own loss (evaluated independently by a train step at
@@ -49,6 +51,7 @@ def test_divergence_returns_the_state_whose_loss_was_last_seen(tiny):
     assert bool(solution.diverged)
 
 
+@pytest.mark.slow
 def test_non_finite_gauss_newton_loss_is_reported():
     """A game whose coefficients are NaN away from x0 (finite at x0, so it validates) makes
     the Gauss-Newton loss non-finite: result code 4, a warning, parameters unchanged."""

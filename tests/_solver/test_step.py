@@ -3,11 +3,13 @@
 import chex
 import jax
 import numpy as np
+import pytest
 
 from stackjax import examples, make_train_step, solve
 from stackjax._solver._loop import run_chunk
 
 
+@pytest.mark.slow
 def test_train_step_compiles_once(tiny):
     game = examples.cross_term_game()
     init, train_step = make_train_step(game, tiny)

@@ -18,6 +18,7 @@ from stackjax._sampling import sample_points
 from stackjax._solver._step import sample_batch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "make_game, changes",
     [
@@ -64,6 +65,7 @@ def test_residual_state_gradients_match_finite_differences(make_game, changes, t
     np.testing.assert_allclose(jnp.sum(vec**2) / r.size, expected, rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "make_game, correction",
     [
@@ -160,6 +162,7 @@ def test_factored_head_equals_expanded(make_game, correction, per, tiny, random_
         np.testing.assert_allclose(a / scale, b / scale, rtol=0, atol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("zero_sum", [False, True])
 def test_hook_residual_equals_autodiff_residual(zero_sum, random_params):
     """`hjbi_residual` of a `NetworkValue` (its derivative hook: structured Hessian products)

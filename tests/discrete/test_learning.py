@@ -47,6 +47,7 @@ def test_mle_error_shrinks_like_inverse_sqrt_n_and_confidence_set_covers(bandit_
     assert np.asarray(covered).mean() >= 0.8
 
 
+@pytest.mark.slow
 def test_log_likelihood_gradient_and_fisher_against_finite_differences(bandit_game):
     game = bandit_game
     data = sd.collect_dataset(jax.random.key(3), game, jnp.full((1, 2, 2), 0.5), 200)
@@ -93,6 +94,7 @@ def test_online_optimistic_regret_decreases(myopic, episodes):
     assert regrets.min() >= -1e-6  # the reference QSE is (numerically) optimal
 
 
+@pytest.mark.slow
 def test_offline_pessimistic_suboptimality_decreases_with_data():
     game = sd.random_markov_game(
         jax.random.key(4), 2, 2, 3, horizon=2, temperature=0.5, myopic_follower=True

@@ -99,6 +99,7 @@ def tiny_game(seed, myopic, observes, tau=0.3, H=2):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("myopic", [False, True])
 @pytest.mark.parametrize("observes", [True, False])
 def test_soft_response_matches_numpy_value_iteration(myopic, observes):
@@ -134,6 +135,7 @@ def test_soft_response_matches_numpy_value_iteration(myopic, observes):
     np.testing.assert_allclose(leader_value(game, jnp.asarray(pi)), ref, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_environment_monte_carlo_matches_leader_value():
     game = random_markov_game(jax.random.key(3), 3, 2, 2, horizon=3, temperature=0.5)
     pi = jax.random.dirichlet(jax.random.key(4), jnp.ones(2), shape=(3, 3))
@@ -174,6 +176,7 @@ def _brute_force_markov_qse(P, r_L, r_F, rho, tau, H, myopic, observes, resoluti
     return best
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("observes", [True, False])
 def test_markov_qse_matches_exhaustive_search(seed, observes):
@@ -189,6 +192,7 @@ def test_markov_qse_matches_exhaustive_search(seed, observes):
     assert float(sol.leader_value) <= ref + 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("observes", [True, False])
 def test_markov_qse_myopic_matches_exhaustive_search(observes):
     game, (P, r_L, r_F, rho) = tiny_game(7, myopic=True, observes=observes, tau=0.2)

@@ -49,6 +49,7 @@ def best_stationary_follower_returns(env):
     return tables, returns[..., 1].max(axis=1)
 
 
+@pytest.mark.slow
 def test_leader_reaches_exact_stackelberg_value(learned):
     for name, results in learned.items():
         target = float(exact_stackelberg(iterated_matrix_game(name)).leader_return)
@@ -62,6 +63,7 @@ def test_leader_reaches_exact_stackelberg_value(learned):
             assert result.leader_policy.shape == (5,)
 
 
+@pytest.mark.slow
 def test_pretrained_follower_best_responds_to_every_leader(learned):
     env = iterated_matrix_game("prisoners_dilemma")
     state = learned["prisoners_dilemma"][0].state

@@ -50,6 +50,7 @@ def test_implicit_single_loop_reaches_toll_optimum_within_one_percent():
     assert np.all(gap < 0.01) and np.all(gap > -1e-9)
 
 
+@pytest.mark.slow
 def test_alignment_ratio_matches_closed_form_and_partial_gradient_misleads():
     game = mf.left_right_toll(TAU)
     _, metrics = jax.jit(mf.make_train(game, _config(num_updates=40)))(jax.random.key(0))
@@ -64,6 +65,7 @@ def test_alignment_ratio_matches_closed_form_and_partial_gradient_misleads():
     assert theta_path[-1] > theta_path[0] + 0.5
 
 
+@pytest.mark.slow
 def test_vmap_over_seeds_equals_loop_and_compiles_once():
     game = mf.left_right_toll(TAU)
     train = mf.make_train(game, _config(num_updates=15, leader_gradient="implicit"))

@@ -68,6 +68,7 @@ def test_toll_oracle_beats_brute_force_grid():
 _toll_gradient = jax.jit(jax.grad(mf.stackelberg_objective, argnums=1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("theta", [0.2, 0.7, 1.4])
 def test_toll_implicit_gradient_matches_finite_differences(theta):
     game = mf.left_right_toll(0.2)

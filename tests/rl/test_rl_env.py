@@ -38,6 +38,7 @@ def test_sde_env_one_step_moments_and_costs():
     assert not bool(done[0]) and float(obs.time[0]) == pytest.approx(h)
 
 
+@pytest.mark.slow
 def test_sde_env_regime_law_and_terminal_cost():
     """Law of the regime at T under zero actions against expm(Gamma T); the last step is done."""
     game = scalar_game()

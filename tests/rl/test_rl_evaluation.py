@@ -14,6 +14,7 @@ from ._user_env import exact_values, user_env, user_policy
 POINTS = [(0.0, 0.5), (0.5, 0.0), (0.0, -0.3), (0.8, 1.0)]
 
 
+@pytest.mark.slow
 def test_policy_evaluation_matches_lyapunov_values():
     """Both estimators (orthogonality conditions and martingale loss, fitted on the same
     episodes): the mean over 8 independent runs is within 4 standard errors + 0.02 (the O(dt)
@@ -49,6 +50,7 @@ def _sampler(key, n, obs):
     )
 
 
+@pytest.mark.slow
 def test_evaluate_policy_entry_point_and_method_check():
     env = user_env()
     est = rl.evaluate_policy(env, user_policy, jax.random.key(1), num_episodes=500, time_basis=3)

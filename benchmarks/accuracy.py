@@ -89,7 +89,7 @@ def table_cases(quick: bool) -> list[tuple[str, object, float | None, float | No
 
 def scaling_cases(quick: bool, dims=(1, 10, 50, 100), regimes=(1, 3)) -> list[tuple[int, int]]:
     if quick:
-        return [(1, 1), (2, 1)]
+        return [(1, 1)]
     return [(d, m) for d in dims for m in regimes]
 
 

@@ -17,7 +17,7 @@ never reached).
 
 Run: ``python benchmarks/accuracy.py`` (full; long on 2 loaded CPU cores, results are written
 after every case) or ``python benchmarks/accuracy.py --quick`` (the scalar row of the table,
-default configuration, and the scaling runs for d in {1, 2}, m = 1 with a short configuration;
+default configuration, and the scaling run for d = 1, m = 1 with a short configuration;
 about a minute on an idle machine). Writes ``<out>/accuracy.json``
 (JSON lines) and ``<out>/accuracy.png``.
 """

@@ -116,7 +116,7 @@ def _diagnostics(network: NetworkValue, key, *, num_points: int):
     config, game = network.config, network.game
     k_pts, k_dir = jax.random.split(key)
     t, x = sample_points(
-        k_pts, game, num_points, scale=config.state_scale, distribution=config.sampler
+        game, k_pts, num_points, scale=config.state_scale, distribution=config.sampler
     )
 
     def at(ti, xi, ki):

@@ -86,7 +86,7 @@ def sample_batch(game, config: SolverConfig, point_key, operator_key, num: int, 
     along ``G`` when ``mesh`` is given.
     """
     t, x = sample_points(
-        point_key, game, num, scale=config.state_scale, distribution=config.sampler
+        game, point_key, num, scale=config.state_scale, distribution=config.sampler
     )
     per = int(config.points_per_time)
     t, x = t[: num // per], x.reshape(num // per, per, -1)
@@ -128,7 +128,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
         norm = estimate_normalization(game, config.state_scale)
         pool_size = config.pool_size if num_pool > 0 else 0
         pool_t, pool_x = sample_points(
-            jax.random.fold_in(key, 1), game, pool_size,
+            game, jax.random.fold_in(key, 1), pool_size,
             scale=config.state_scale, distribution=config.sampler,
         )  # fmt: skip
         return TrainState(
@@ -157,7 +157,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
             t, x, keys = sample_batch(g, config, k_sample, k_op, config.batch_size, mesh)
         else:
             t, x = sample_points(
-                k_sample, g, config.batch_size, scale=config.state_scale,
+                g, k_sample, config.batch_size, scale=config.state_scale,
                 distribution=config.sampler,
             )  # fmt: skip
             if num_pool > 0:

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 from ._hamiltonian import HessianProducts, pointwise_equilibrium, pre_hamiltonian
 from ._hamiltonian import hessian_products as _products_from_hessians
 from ._protocol import Coefficients
+from ._validation import as_key
 
 __all__ = [
     "OPERATOR_METHODS",
@@ -198,6 +199,7 @@ def sketch_diffusion(coef: Coefficients, key: jax.Array, num_probes: int) -> Coe
     Returns:
       `Coefficients` with ``c [P, d]``, ``D1 [P, d, k1]``, ``D2 [P, d, k2]``.
     """
+    key = as_key(key)
     n = coef.c.shape[0]
     z = jax.random.rademacher(key, (n, num_probes), dtype=coef.c.dtype)
     z = z / jnp.sqrt(jnp.asarray(num_probes, coef.c.dtype))
@@ -288,7 +290,7 @@ def parabolicity_margin(
         )
         return _symbol_margin(A, zero_sum)
 
-    random = jax.random.normal(key, (num_directions, d), dtype)
+    random = jax.random.normal(as_key(key), (num_directions, d), dtype)
     candidates = jnp.concatenate([jnp.eye(d, dtype=dtype), random], axis=0)
     margins = jax.vmap(margin)(candidates)
     xi = candidates[jnp.argmin(margins)]

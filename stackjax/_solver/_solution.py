@@ -13,6 +13,7 @@ from .._gibbs import GaussianPolicy
 from .._operators import diffusion_margin, parabolicity_margin
 from .._residual import coupled_residual
 from .._sampling import sample_points
+from .._validation import as_key
 from ._config import SolverConfig
 from ._defaults import is_concrete
 from ._loop import RESULT_CODES, Status
@@ -153,6 +154,7 @@ def solution_diagnostics(solution: Solution, key: jax.Array) -> dict:
     ``parabolicity_negative_fraction [m]`` (§5.4) and ``nonfinite_fraction [m]`` (points where
     the pointwise problem is not well posed, §4.5).
     """
+    key = as_key(key)
     return _diagnostics(solution.network, key, num_points=solution.config.diagnostic_points)
 
 

@@ -15,6 +15,7 @@ from flax import struct
 
 from .._sampling import sample_points
 from .._sharding import make_data_mesh, shard_points
+from .._validation import as_key
 from ._config import SolverConfig
 from ._defaults import cast_game, detect_controlled, float_dtype, resolve_config
 from ._networks import Normalization, estimate_normalization
@@ -124,6 +125,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     num_pool = config.num_pool_points
 
     def init(key: jax.Array) -> TrainState:
+        key = as_key(key)
         params = model.init(key, dtype)
         norm = estimate_normalization(game, config.state_scale)
         pool_size = config.pool_size if num_pool > 0 else 0
@@ -151,6 +153,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
         )
 
     def train_step(state: TrainState, key: jax.Array, game_values=None):
+        key = as_key(key)
         g = game if game_values is None else cast_game(game_values, dtype)
         k_sample, k_pool, k_op = jax.random.split(key, 3)
         if config.points_per_time > 1:  # (no pool then, see `points_per_time`)

@@ -9,9 +9,9 @@ products ``M_k c^l`` (``n`` vectors) and ``M_k D^l_a`` (``n (k1 + k2)`` vectors)
   number ``r`` of directions (``n`` columns ``c^l``, plus the ``n (k1 + k2)`` columns of ``D``
   when the diffusion is controlled): ``r <= 2 d``: ``"forward_over_reverse"`` along the ``r``
   directions; ``r > 2 d``: ``"hvp_hessian"`` (``d`` HVPs along the axes, then contracted).
-  Cost grows with ``min(r, 2 d)`` HVPs, never with ``d^2`` HVPs. (Measured on the solver's
-  quadratic-head networks, float32, 256 points: ``d`` axis HVPs plus the contraction cost
-  about 1.4x ``d`` HVPs along given directions, hence the factor 2.)
+  Cost grows with ``min(r, 2 d)`` HVPs, never with ``d^2`` HVPs. (The threshold is ``2 d``,
+  not ``d``, because the contraction makes the axis plan cost more than ``d`` HVPs along
+  given directions; docs/performance.md.)
 - ``"forward_over_reverse"``: ``jvp(grad V)(x; v)`` vmapped over the ``r`` directions; the
   primal gradient is shared by all directions.
 - ``"reverse_over_forward"``: ``grad_x (v . grad V)`` via ``jacrev`` of a ``jvp``, vmapped

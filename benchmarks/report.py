@@ -8,11 +8,13 @@ The README's "Performance" section quotes this report. Run::
     python benchmarks/report.py --quick          # every script's --quick mode (~5 min)
     python benchmarks/report.py --only dimension accuracy --args accuracy="--skip-table"
     python benchmarks/report.py --only dimension --update   # replace one section, keep the rest
+    python benchmarks/report.py --design         # rewrite only the "design" section (no script)
 
 The scripts run one at a time in fresh interpreters (each configures JAX itself), so their
 timings do not disturb each other; each script's own interleaving makes its ratios
 comparable within a run. A failing script is reported in the document and in the exit code;
-the others still run.
+the others still run. Every report ends with the "design" section, written from `DESIGN`: the
+measurements behind implementation choices that the code cites as docs/performance.md.
 """
 
 from __future__ import annotations
@@ -41,6 +43,48 @@ SCRIPTS = (
     ("discrete_qse", "discrete_qse.py", "discrete quantal Stackelberg equilibria vs scipy"),
 )
 
+#: The "design" section: measurements behind implementation choices, cited in the code as
+#: docs/performance.md. No script produces them; edit an entry when its choice is re-measured.
+DESIGN = """\
+## design: measurements behind implementation choices
+
+Not produced by a script: written by `benchmarks/report.py` from its `DESIGN` text, so that
+regenerating the report keeps them. Machine: the project's 2-core x86_64 CPU VM (no
+accelerator); dates are when each choice was measured.
+
+- **Hessian-vector-product plan** (`stackjax._operators`, method `"hvp"`): with `r` directions,
+  `"forward_over_reverse"` along them when `r <= 2 d`, else `"hvp_hessian"` (`d` HVPs along
+  the axes, then contracted). On the solver's quadratic-head networks (float32, 256 points)
+  the `d` axis HVPs plus the contraction cost about 1.4x `d` HVPs along given directions,
+  hence the threshold `2 d` rather than `d` (2026-11-22).
+- **Dense upper-triangle quadratic head** (`stackjax._solver._networks`): the quadratic
+  coefficients are stored as dense `[d, d]` blocks of which only the upper triangle is used,
+  instead of a packed triangular vector; gradients and Hessian products are then dense matrix
+  products without gather/scatter. Training step 1.5x faster (2026-11-22; the problem size
+  was not recorded).
+- **Multiply-sum for the head's time expansion** (`ValueModel`): `sum_k T_k(tau) B_k` as a
+  broadcast multiply and sum, not an `einsum`, whose cotangent (a dot contracting over the
+  times) XLA:CPU fed from a transposed `[2 d^2, G]` copy. Adam step, batch 4096: d = 100
+  956 ms with the einsum, 602 ms with the multiply-sum; d = 1000 the reverse, 4.8 s vs
+  12.2 s, which is why large d uses the factored head (`SolverConfig.head_form`) (2026-12-02).
+- **Unrolled Cholesky for control dimensions up to 4** (`stackjax._hamiltonian._UNROLL_MAX`):
+  elementwise factorisations and substitutions, which XLA fuses across a vmapped batch,
+  instead of batched LAPACK calls, whose per-matrix overhead made the neural solver's step
+  20x slower at k = 2 (2026-11-22).
+- **XLA:CPU flags** (`stackjax._xla_flags`; jaxlib 0.10.2, 2026-12-01).
+  `--xla_cpu_enable_concurrency_optimized_scheduler=false`: `examples.cole_hopf_game`
+  (d = 10), one Gauss-Newton refinement iteration of the MLP-corrected networks (batch 512)
+  with 2 CG steps from the same key gave the batch loss 3.127e-01 with jaxlib 0.9.2 and with
+  jaxlib 0.10.2 with the scheduler off, 9.24e-04 with it on, and the process then never
+  exited; with 40 CG steps the call deadlocked with every XLA thread idle.
+  `--xla_cpu_experimental_ynn_fusion_type=` (no YNN fusions): with states grouped by time
+  (`SolverConfig.points_per_time`) the same refinement crashed with a segmentation fault in
+  a YNN transpose (`slinky::fuse_contiguous_dims`, located with gdb), at compile time
+  without the scheduler flag and at run time with it; without YNN fusions the losses are
+  correct, with or without the scheduler flag, at the same speed (d = 100 Gauss-Newton
+  matrix-vector product: 0.94 s, 0.98 s with YNN).
+"""
+
 
 def run_script(script: str, results: Path, quick: bool, extra: list[str]) -> tuple[int, str, float]:
     """Runs one script; returns (exit code, its stdout + stderr tail, seconds)."""
@@ -57,20 +101,25 @@ def run_script(script: str, results: Path, quick: bool, extra: list[str]) -> tup
     return proc.returncode, out, seconds
 
 
-def merge_sections(old: str, sections: list[tuple[str, str]], started: str) -> str:
+def merge_sections(
+    old: str, sections: list[tuple[str, str]], started: str, fixed: tuple | list = ()
+) -> str:
     """``old`` report with the ``## name:`` sections of ``sections`` replaced (or appended).
 
     The header gets a line saying which sections were regenerated when; the other sections
-    are kept as they were.
+    are kept as they were. ``fixed`` sections (not measured by a script, e.g. `DESIGN`) are
+    replaced or appended too, without a line in the header.
     """
     parts = old.split("\n## ")
     header, body = parts[0], parts[1:]
     named = [(part.split(":", 1)[0], "## " + part) for part in body]
-    new = dict(sections)
+    new = dict([*sections, *fixed])
     merged = [new.pop(name, text).rstrip("\n") + "\n" for name, text in named]
-    merged += [new[name].rstrip("\n") + "\n" for name, _ in sections if name in new]
-    note = f"Sections {', '.join(n for n, _ in sections)} regenerated on {started}."
-    return header.rstrip("\n") + "\n\n" + note + "\n\n" + "\n".join(merged)
+    merged += [new[name].rstrip("\n") + "\n" for name, _ in [*sections, *fixed] if name in new]
+    header = header.rstrip("\n")
+    if sections:
+        header += f"\n\nSections {', '.join(n for n, _ in sections)} regenerated on {started}."
+    return header + "\n\n" + "\n".join(merged)
 
 
 def main(argv=None) -> int:
@@ -85,6 +134,10 @@ def main(argv=None) -> int:
         "--update", action="store_true",
         help="with --only: replace those scripts' sections of the existing report, keep the rest",
     )  # fmt: skip
+    parser.add_argument(
+        "--design", action="store_true",
+        help="rewrite only the design section of the existing report (runs no script)",
+    )  # fmt: skip
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="output folder")
     parser.add_argument("--results", type=Path, default=BENCH / "results", help="JSON folder")
     args = parser.parse_args(argv)
@@ -92,6 +145,14 @@ def main(argv=None) -> int:
     for item in args.args:
         name, _, value = item.partition("=")
         extra[name] = shlex.split(value)
+    design = [("design", DESIGN)]
+    doc = args.docs / ("performance_quick.md" if args.quick else "performance.md")
+    if args.design:
+        if not doc.exists():
+            parser.error(f"--design rewrites a section of an existing report; {doc} is missing")
+        doc.write_text(merge_sections(doc.read_text(), [], "", design))
+        print(f"[report] rewrote the design section of {doc}")
+        return 0
     chosen = [s for s in SCRIPTS if args.only is None or s[0] in args.only]
     args.results.mkdir(parents=True, exist_ok=True)
     images = args.docs / "benchmarks"
@@ -113,9 +174,8 @@ def main(argv=None) -> int:
             lines += [f"![{name}](benchmarks/{png.name})", ""]
         lines += ["```text", out.rstrip(), "```", ""]
         sections.append((name, "\n".join(lines)))
-    doc = args.docs / ("performance_quick.md" if args.quick else "performance.md")
     if args.update and doc.exists():
-        doc.write_text(merge_sections(doc.read_text(), sections, started))
+        doc.write_text(merge_sections(doc.read_text(), sections, started, design))
         print(f"[report] updated {doc} ({failures} script(s) failed)")
         return 1 if failures else 0
     sections = [text for _, text in sections]
@@ -130,7 +190,7 @@ def main(argv=None) -> int:
         "and its load, the ratios are measured side by side in one run.",
         "",
     ]
-    doc.write_text("\n".join(header + sections))
+    doc.write_text("\n".join(header + sections + [DESIGN]))
     print(f"[report] wrote {doc} and {images}/ ({failures} script(s) failed)")
     return 1 if failures else 0
 

@@ -10,7 +10,7 @@ from ._validation import as_key
 __all__ = ["evaluate", "sample_evaluation_points"]
 
 
-def sample_evaluation_points(key, game, num_points: int, scale: float = 1.0):
+def sample_evaluation_points(game, key, num_points: int, scale: float = 1.0):
     """``t ~ U[0, T]`` [N] and ``x ~ N(x0, scale^2 I_d)`` [N, d] (the default law of §9.1)."""
     t_key, x_key = jax.random.split(key)
     dtype = game.initial_state.dtype
@@ -45,7 +45,7 @@ def evaluate(candidate, reference, key, *, num_points: int = 2048, scale: float 
     if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 1:
         raise ValueError(f"`num_points` must be an int >= 1, got {num_points!r}.")
     game = reference.game
-    t, x = sample_evaluation_points(key, game, int(num_points), scale)
+    t, x = sample_evaluation_points(game, key, int(num_points), scale)
 
     def at(obj):
         return jax.vmap(obj.value)(t, x), jax.vmap(obj.policy)(t, x)

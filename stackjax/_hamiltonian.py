@@ -140,7 +140,7 @@ class PointEquilibrium(struct.PyTreeNode):
 
 # Control dimensions up to this size use unrolled Cholesky factorisations and substitutions
 # (elementwise ops that XLA fuses across a vmapped batch) instead of batched LAPACK calls, whose
-# per-matrix overhead dominated the neural solver's step (measured 20x slower at k = 2).
+# per-matrix overhead dominates the solver's step for small matrices (docs/performance.md).
 _UNROLL_MAX = 4
 
 

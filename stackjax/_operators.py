@@ -9,9 +9,9 @@ products ``M_k c^l`` (``n`` vectors) and ``M_k D^l_a`` (``n (k1 + k2)`` vectors)
   number ``r`` of directions (``n`` columns ``c^l``, plus the ``n (k1 + k2)`` columns of ``D``
   when the diffusion is controlled): ``r <= 2 d``: ``"forward_over_reverse"`` along the ``r``
   directions; ``r > 2 d``: ``"hvp_hessian"`` (``d`` HVPs along the axes, then contracted).
-  Cost grows with ``min(r, 2 d)`` HVPs, never with ``d^2`` HVPs. (Measured on the solver's
-  quadratic-head networks, float32, 256 points: ``d`` axis HVPs plus the contraction cost
-  about 1.4x ``d`` HVPs along given directions, hence the factor 2.)
+  Cost grows with ``min(r, 2 d)`` HVPs, never with ``d^2`` HVPs. (The threshold is ``2 d``,
+  not ``d``, because the contraction makes the axis plan cost more than ``d`` HVPs along
+  given directions; docs/performance.md.)
 - ``"forward_over_reverse"``: ``jvp(grad V)(x; v)`` vmapped over the ``r`` directions; the
   primal gradient is shared by all directions.
 - ``"reverse_over_forward"``: ``grad_x (v . grad V)`` via ``jacrev`` of a ``jvp``, vmapped
@@ -44,6 +44,7 @@ import jax.numpy as jnp
 from ._hamiltonian import HessianProducts, pointwise_equilibrium, pre_hamiltonian
 from ._hamiltonian import hessian_products as _products_from_hessians
 from ._protocol import Coefficients
+from ._validation import as_key
 
 __all__ = [
     "OPERATOR_METHODS",
@@ -198,6 +199,7 @@ def sketch_diffusion(coef: Coefficients, key: jax.Array, num_probes: int) -> Coe
     Returns:
       `Coefficients` with ``c [P, d]``, ``D1 [P, d, k1]``, ``D2 [P, d, k2]``.
     """
+    key = as_key(key)
     n = coef.c.shape[0]
     z = jax.random.rademacher(key, (n, num_probes), dtype=coef.c.dtype)
     z = z / jnp.sqrt(jnp.asarray(num_probes, coef.c.dtype))
@@ -288,7 +290,7 @@ def parabolicity_margin(
         )
         return _symbol_margin(A, zero_sum)
 
-    random = jax.random.normal(key, (num_directions, d), dtype)
+    random = jax.random.normal(as_key(key), (num_directions, d), dtype)
     candidates = jnp.concatenate([jnp.eye(d, dtype=dtype), random], axis=0)
     margins = jax.vmap(margin)(candidates)
     xi = candidates[jnp.argmin(margins)]

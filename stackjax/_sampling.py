@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from ._gibbs import safe_cholesky
+from ._validation import as_key
 
 __all__ = ["SAMPLERS", "sample_points", "sample_on_policy", "resample_by_residual"]
 
@@ -32,13 +33,13 @@ SAMPLERS = ("gaussian", "box", "multiscale")
 
 
 def sample_points(
-    key: jax.Array, game, num_points: int, *, scale: float = 1.0, distribution: str = "gaussian"
+    game, key: jax.Array, num_points: int, *, scale: float = 1.0, distribution: str = "gaussian"
 ) -> tuple[jax.Array, jax.Array]:
     """Uniform times and Gaussian, box or multiscale states around the game's initial state.
 
     Args:
-      key: PRNG key (consumed).
       game: the game (``horizon``, ``initial_state``).
+      key: PRNG key (consumed).
       num_points: ``N`` (static).
       scale: standard deviation ``s`` of each state coordinate.
       distribution: ``"gaussian"``, ``"box"`` or ``"multiscale"`` (static; see the module
@@ -49,6 +50,7 @@ def sample_points(
     """
     if distribution not in SAMPLERS:
         raise ValueError(f"`distribution` must be one of {SAMPLERS}, got {distribution!r}.")
+    key = as_key(key)
     dtype = game.initial_state.dtype
     t_key, x_key = jax.random.split(key)
     t = game.horizon * jax.random.uniform(t_key, (num_points,), dtype)
@@ -66,9 +68,9 @@ def sample_points(
 
 
 def sample_on_policy(
-    key: jax.Array,
     game,
     policy: Callable,
+    key: jax.Array,
     num_points: int,
     *,
     num_steps: int = 16,
@@ -83,9 +85,9 @@ def sample_on_policy(
     inside its step (so times cover ``[0, T)``).
 
     Args:
-      key: PRNG key (consumed).
       game: the game.
       policy: ``policy(t, x) -> GaussianPolicy`` (all regimes), e.g. ``Solution.policy``.
+      key: PRNG key (consumed).
       num_points: ``N`` (static).
       num_steps: Euler steps per path (static).
       spread: standard deviation of the initial states around ``x0``.
@@ -93,6 +95,7 @@ def sample_on_policy(
     Returns:
       ``(t [N], x [N, d])``.
     """
+    key = as_key(key)
     num_paths = -(-num_points // num_steps)
     dtype = game.initial_state.dtype
     d, m = game.state_dim, game.num_regimes
@@ -141,10 +144,10 @@ def sample_on_policy(
 
 
 def resample_by_residual(
-    key: jax.Array,
     t: jax.Array,
     x: jax.Array,
     residual_size: jax.Array,
+    key: jax.Array,
     num_points: int,
     *,
     power: float = 1.0,
@@ -157,9 +160,9 @@ def resample_by_residual(
     uniform_weight`` keeps every region represented.
 
     Args:
-      key: PRNG key (consumed).
       t: [N_pool] candidate times.  x: [N_pool, d] candidate states.
       residual_size: [N_pool] nonnegative size of the residual at each candidate.
+      key: PRNG key (consumed).
       num_points: number of points drawn (static).
       power: exponent of the residual weights.
       uniform_weight: mixing weight of the uniform law in ``[0, 1]``.
@@ -167,6 +170,7 @@ def resample_by_residual(
     Returns:
       ``(t [num_points], x [num_points, d])``.
     """
+    key = as_key(key)
     r = jnp.where(jnp.isfinite(residual_size), jnp.abs(residual_size), 0.0) ** power
     total = jnp.sum(r)
     n_pool = t.shape[0]

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from ._gibbs import GaussianPolicy, gaussian_log_density, safe_cholesky
+from ._validation import as_key
 
 __all__ = ["Trajectories", "simulate", "monte_carlo_cost", "SCHEMES"]
 
@@ -245,6 +246,7 @@ def simulate(
     Returns:
       `Trajectories`.
     """
+    key = as_key(key)
     x0, regime0 = _validate(game, x0, regime0, num_paths, num_steps, scheme)
 
     def one(k):

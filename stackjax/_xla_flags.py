@@ -1,23 +1,15 @@
 """Work-arounds for XLA:CPU bugs in jaxlib 0.10 (applied when stackjax is imported).
 
-1. **Concurrency-optimised scheduler.** With jaxlib 0.10.x, XLA:CPU's concurrency-optimised
-   scheduler (on by default) mis-executed the solver's Gauss-Newton refinement of value
-   networks with an MLP correction (`_solver._gauss_newton.refine`: a ``fori_loop`` of
-   conjugate-gradient steps, each a JVP and a transposed JVP through the residuals of a
-   512-point batch).
-   Measured on a 2-core x86_64 CPU, `examples.cole_hopf_game` (d = 10), one refinement
-   iteration with 2 CG steps from the same key: jaxlib 0.9.2 and jaxlib 0.10.2 with the
-   scheduler off both gave the batch loss 3.127e-01, jaxlib 0.10.2 with it on gave 9.24e-04
-   and then never let the process exit; with 40 CG steps the call deadlocked with every XLA
-   thread idle. Flag: ``--xla_cpu_enable_concurrency_optimized_scheduler=false``.
-2. **YNN fusions.** jaxlib 0.10.2 fuses dots, transposes and elementwise ops into "YNN"
-   (YNNPACK/slinky) kernels. After the solver began sharing the quadratic head's coefficients
-   between states (`SolverConfig.points_per_time`), the same refinement crashed the process
-   with a segmentation fault inside a YNN transpose (``slinky::fuse_contiguous_dims``, gdb),
-   at compile time without flag 1 and at run time with it. Disabling YNN fusions
-   (``--xla_cpu_experimental_ynn_fusion_type=``, an empty list) gives the correct losses,
-   with or without flag 1, at the same speed (d = 100 Gauss-Newton matrix-vector product:
-   0.94 s vs 0.98 s with YNN).
+1. ``--xla_cpu_enable_concurrency_optimized_scheduler=false``: XLA:CPU's
+   concurrency-optimised scheduler (on by default) mis-executes the Gauss-Newton refinement
+   of value networks with an MLP correction (`_solver._gauss_newton.refine`, a ``fori_loop``
+   of conjugate-gradient steps): wrong losses, then a deadlock.
+2. ``--xla_cpu_experimental_ynn_fusion_type=`` (an empty list: no "YNN" YNNPACK/slinky
+   fusions): a YNN transpose crashes the same refinement (segmentation fault) when states
+   share the quadratic head's coefficients (`SolverConfig.points_per_time`). Without YNN
+   fusions the losses are correct at the same speed.
+
+The reproductions and timings are in docs/performance.md (section "design").
 
 XLA reads ``XLA_FLAGS`` when JAX creates its first backend, so the flags are added to the
 environment at import time, before any computation. Rules:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import stackjax as sj
+from stackjax import rl
 
 LQ = sj.examples.scalar_game()
 SYM = {k: np.asarray(v) for k, v in LQ.to_dict().items() if k != "zero_sum"}
@@ -31,6 +32,33 @@ def functional(**changes):
 
 def config(**changes):
     return sj.SolverConfig(**changes)
+
+
+ENV = rl.sde_env(LQ, 0.25)
+COEF = LQ.coefficients(LQ.x0, 0)
+
+
+def _act(key, n, obs):
+    return jax.random.normal(key, (1,)), jnp.zeros(1)
+
+
+# Every public function taking a key, as a function of that key (small sizes).
+# fmt: off
+KEYED = [
+    ("evaluate", lambda k: sj.evaluate(REF, REF, k, num_points=8)["value"]),
+    ("simulate", lambda k: sj.simulate(LQ, REF.policy, k, num_paths=2, num_steps=4).costs),
+    ("monte_carlo_cost", lambda k: sj.monte_carlo_cost(LQ, REF.policy, k, num_paths=2, num_steps=4)),
+    ("sample_points", lambda k: sj.sample_points(LQ, k, 4)),
+    ("sample_on_policy", lambda k: sj.sample_on_policy(LQ, REF.policy, k, 4)),
+    ("resample_by_residual", lambda k: sj.resample_by_residual(jnp.arange(4.0), jnp.zeros((4, 1)), jnp.ones(4), k, 2)),
+    ("sketch_diffusion", lambda k: sj.sketch_diffusion(COEF, k, 2).c),
+    ("parabolicity_margin", lambda k: sj.parabolicity_margin(COEF, jnp.zeros((2, 1)), sj.hessian_products(jnp.ones((2, 1, 1)), COEF), LQ.lam, k)),
+    ("make_train_step", lambda k: sj.make_train_step(LQ)[0](k).params),
+    ("random_game", lambda k: sj.examples.random_game(k, 2, 1).A),
+    ("rl.rollout", lambda k: rl.rollout(ENV, _act, k, 2).states),
+    ("rl.fit_policy_values", lambda k: rl.fit_policy_values(ENV, REF.policy, k, num_episodes=2, time_basis=1)),
+]
+# fmt: on
 
 
 # fmt: off
@@ -134,9 +162,14 @@ CASES = [
     ("solve", lambda: sj.solve(LQ, jnp.zeros(3, jnp.uint32)), TypeError, "key"),
     ("solve", lambda: sj.solve(LQ, jax.random.key(0), {"num_steps": 1}), TypeError, "config"),
     # evaluate
-    ("evaluate", lambda: sj.evaluate(REF, REF, 0), TypeError, "key"),
     ("evaluate", lambda: sj.evaluate(REF, REF, jax.random.key(0), num_points=0), ValueError, "num_points"),
     ("evaluate", lambda: sj.evaluate(REF, REF, jax.random.key(0), num_points=2.5), ValueError, "num_points"),
+    # keys: ints and None are refused naming `key` (legacy uint32 keys are accepted, below)
+    *[(name, lambda call=call: call(0), TypeError, "key") for name, call in KEYED],
+    *[(name, lambda call=call: call(None), TypeError, "key") for name, call in KEYED],
+    ("rl.learn", lambda: rl.learn(ENV, 0), TypeError, "key"),
+    ("rl.evaluate_policy", lambda: rl.evaluate_policy(ENV, REF.policy, 0), TypeError, "key"),
+    ("rl.check_environment", lambda: rl.check_environment(ENV, 0), TypeError, "key"),
     # riccati reference
     ("riccati_reference", lambda: sj.riccati_reference(LQ, concept="nashh"), ValueError, "concept"),
     # examples
@@ -151,13 +184,15 @@ def test_bad_input_is_refused_naming_the_argument(name, call, error, match):
         call()
 
 
-def test_legacy_keys_are_accepted():
-    """A legacy uint32 key (``jax.random.PRNGKey``) is wrapped, giving the typed key's result."""
-    legacy = jax.random.PRNGKey(3)
-    typed = jax.random.wrap_key_data(legacy)
-    a = sj.evaluate(REF, REF, legacy, num_points=8)
-    b = sj.evaluate(REF, REF, typed, num_points=8)
-    np.testing.assert_array_equal(a["value"], b["value"])
+@pytest.mark.parametrize("name, call", KEYED, ids=[c[0] for c in KEYED])
+def test_legacy_keys_give_the_new_style_result(name, call):
+    """A legacy uint32 key (``jax.random.PRNGKey(seed)``) gives the result of the new-style
+    ``jax.random.key(seed)``."""
+    legacy = jax.tree.leaves(call(jax.random.PRNGKey(3)))
+    typed = jax.tree.leaves(call(jax.random.key(3)))
+    assert len(legacy) == len(typed)
+    for a, b in zip(legacy, typed):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_the_tables_are_large():

@@ -149,6 +149,23 @@ def test_report_update_replaces_only_the_chosen_sections():
     assert "B1" not in new and "Sections dimension, extra regenerated on NOW." in new
 
 
+def test_report_rewrites_the_design_section_on_every_merge():
+    """The "design" section (`report.DESIGN`, cited by the code) is kept by every ``--update``
+    and rewritten by ``--design`` without a "regenerated" line."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from report import DESIGN, merge_sections
+    finally:
+        sys.path.pop(0)
+    old = "# report\n\nheader\n\n## accuracy: a\n\nA1\n"
+    design = [("design", DESIGN)]
+    once = merge_sections(old, [], "NOW", design)
+    assert once.endswith(DESIGN) and "regenerated" not in once and "A1" in once
+    twice = merge_sections(once, [("accuracy", "## accuracy: a\n\nA2\n")], "LATER", design)
+    assert twice.count("## design:") == 1 and twice.index("A2") < twice.index("## design:")
+    assert "A1" not in twice and "Sections accuracy regenerated on LATER." in twice
+
+
 @pytest.mark.slow
 def test_marl_quick_contextual_reaches_exact_values(tmp_path):
     """Contextual design reaches the enumerated Stackelberg value on every quick game and seed;

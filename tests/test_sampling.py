@@ -14,7 +14,7 @@ def test_multiscale_sampler_spreads_distances_uniformly():
     distance; the Gaussian's all sit near 1), against the closed forms at N = 20000."""
     game = examples.random_game(jax.random.key(0), 50, 1)
     s, n, d = 0.7, 20_000, 50
-    t, x = sample_points(jax.random.key(3), game, n, scale=s, distribution="multiscale")
+    t, x = sample_points(game, jax.random.key(3), n, scale=s, distribution="multiscale")
     z = np.asarray(x, np.float64) - np.asarray(game.x0)
     assert t.shape == (n,) and x.shape == (n, d) and float(jnp.min(t)) >= 0
     np.testing.assert_allclose(np.mean(z**2), s**2 / 3, rtol=0.02)  # MC error ~0.5%
@@ -23,15 +23,15 @@ def test_multiscale_sampler_spreads_distances_uniformly():
     u = np.sort(np.sqrt(r2) / (s * np.sqrt(d)))
     ks = np.max(np.abs(np.clip(u, 0, 1) - (np.arange(n) + 0.5) / n))  # vs the U[0, 1] CDF
     assert ks < 0.06  # |xi| / sqrt(d) = 1 +- 0.1 smears the CDF near u = 1 (measured 0.035)
-    _, g = sample_points(jax.random.key(3), game, n, scale=s, distribution="gaussian")
+    _, g = sample_points(game, jax.random.key(3), n, scale=s, distribution="gaussian")
     rg = np.linalg.norm(np.asarray(g) - np.asarray(game.x0), axis=1) / (s * np.sqrt(d))
     assert np.mean(rg < 0.5) < 1e-3 and np.mean(u < 0.5) > 0.45
 
 
 def test_residual_adaptive_resampling_follows_weights():
-    t, x = sample_points(jax.random.key(0), examples.cross_term_game(), 8)
+    t, x = sample_points(examples.cross_term_game(), jax.random.key(0), 8)
     size = jnp.zeros(8).at[3].set(1.0).at[5].set(3.0)
-    t_new, _ = resample_by_residual(jax.random.key(1), t, x, size, 20_000, uniform_weight=0.2)
+    t_new, _ = resample_by_residual(t, x, size, jax.random.key(1), 20_000, uniform_weight=0.2)
     picked = np.asarray(t_new)[:, None] == np.asarray(t)[None, :]
     freq = picked.mean(axis=0)
     expected = 0.8 * np.asarray(size) / 4.0 + 0.2 / 8

@@ -92,7 +92,7 @@ def test_evaluate_reports_errors_against_reference():
     same = sj.evaluate(st, st, key, num_points=64)
     np.testing.assert_allclose(same["value"], 0.0, atol=1e-15)
     errors = sj.evaluate(na, st, key, num_points=64)
-    t, x = sj._evaluate.sample_evaluation_points(key, game, 64)
+    t, x = sj._evaluate.sample_evaluation_points(game, key, 64)
     v_na = np.asarray(jax.vmap(na.value)(t, x))
     v_st = np.asarray(jax.vmap(st.value)(t, x))
     direct = np.sqrt(((v_na - v_st) ** 2).sum(0) / (v_st**2).sum(0))

@@ -44,7 +44,7 @@ SCRIPT = textwrap.dedent(
     # Independent evaluation on the same batch (iteration 0 draws from fold_in(key, 0)).
     k_pts, k_op = jax.random.split(jax.random.fold_in(key, 0))
     n = config.refine_batch_size
-    t, x = sample_points(k_pts, game, n, scale=config.state_scale, distribution=config.sampler)
+    t, x = sample_points(game, k_pts, n, scale=config.state_scale, distribution=config.sampler)
     keys = jax.random.split(k_op, n)
 
     @jax.jit

@@ -463,7 +463,7 @@ def check_against_stackjax(dde, torch, game, ref, scale, args, num_points=64):
     """
     ham = TorchHamiltonian(game, torch, torch.float64)
     key = jax.random.key(123)
-    t, x = sj.sample_points(key, game, num_points)
+    t, x = sj.sample_points(game, key, num_points)
     t = jnp.minimum(t, 0.99 * game.T)
 
     # Riccati value: per point, V(s, z) = q(P(t), z) + (s - t) q(dP/dt(t), z) has the exact
@@ -561,7 +561,7 @@ class Case:
         self.tdtype = None if torch is None else getattr(torch, args.dtype)
         self.game_c = cast_game(self.game, self.jdtype)
         self.scale_c = jnp.asarray(self.scale, self.jdtype)
-        self.t_eval, self.x_eval = sj.sample_points(jax.random.key(2024), self.game, EVAL_POINTS)
+        self.t_eval, self.x_eval = sj.sample_points(self.game, jax.random.key(2024), EVAL_POINTS)
         self.v_ref = np.asarray(jax.jit(jax.vmap(self.ref.value))(self.t_eval, self.x_eval))
         self.t_eval_c = self.t_eval.astype(self.jdtype)
         self.x_eval_c = self.x_eval.astype(self.jdtype)

@@ -1,6 +1,6 @@
 """Every game- and dimension-dependent default of the solver, in one table (`resolve_config`).
 
-The measurements behind each entry are in docs/performance.md ("Defaults").
+The measurements behind each entry are in docs/solver.md (section "Accuracy").
 """
 
 from __future__ import annotations

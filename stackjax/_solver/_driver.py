@@ -53,16 +53,16 @@ def _refresh_pool(config, controlled, params, norm, game, key, *, num_points):
     k_on, k_cand, k_res, k_pick = jax.random.split(key, 4)
     parts_t, parts_x = [], []
     if n_on > 0:
-        t_on, x_on = sample_on_policy(k_on, game, network.policy, n_on)
+        t_on, x_on = sample_on_policy(game, network.policy, k_on, n_on)
         parts_t.append(t_on)
         parts_x.append(x_on)
     if n_ad > 0:
         t_c, x_c = sample_points(
-            k_cand, game, 4 * n_ad, scale=config.state_scale, distribution=config.sampler
+            game, k_cand, 4 * n_ad, scale=config.state_scale, distribution=config.sampler
         )
         r = jax.vmap(network.residual)(t_c, x_c, jax.random.split(k_res, t_c.shape[0]))
         size = jnp.sqrt(jnp.sum(r**2, axis=(1, 2)))
-        t_a, x_a = resample_by_residual(k_pick, t_c, x_c, size, n_ad)
+        t_a, x_a = resample_by_residual(t_c, x_c, size, k_pick, n_ad)
         parts_t.append(t_a)
         parts_x.append(x_a)
     return jnp.concatenate(parts_t), jnp.concatenate(parts_x)

@@ -135,7 +135,7 @@ class _RegimeHead(nn.Module):
         # Quadratic coefficients stored as dense [d, d] blocks of which only the upper triangle
         # is used: one coefficient per monomial z_a z_b (a <= b), as with a triangular basis
         # (so Adam's per-coefficient steps are the same), while gradients and Hessian products
-        # are dense matrix products, with no gather/scatter (measured 1.5x faster per step).
+        # are dense matrix products, with no gather/scatter (faster; docs/performance.md).
         self.param("quadratic", zeros, (K, p, d, d), self.param_dtype)
         self.param("linear", zeros, (K, p, d), self.param_dtype)
         self.param("constant", zeros, (K, p), self.param_dtype)
@@ -207,11 +207,9 @@ class ValueModel:
         feats = self.time_features(norm, t)  # [K]
         heads = params_i["params"]
         basis = self.hessian_basis(params_i)  # [K, p, d, d]
-        # Multiply-sum, not einsum: the einsum's cotangent is a dot contracting over the times,
-        # which XLA:CPU fed from a transposed [2 d^2, G] copy (d = 100, batch 4096: Adam step
-        # 956 ms with einsum, 602 ms with this reduction; at d = 1000 the reverse, 4.8 s vs
-        # 12.2 s, where the reduction fuses with its transposing producers: large d uses the
-        # factored form instead, `SolverConfig.head_form`).
+        # Multiply-sum, not einsum: XLA:CPU feeds the einsum's cotangent (a dot over the times)
+        # from a transposed [2 d^2, G] copy, slower at moderate d; large d uses the factored
+        # form instead (`SolverConfig.head_form`; docs/performance.md).
         return QuadraticCoefficients(
             hessian=jnp.sum(feats[:, None, None, None] * basis, axis=0),
             linear=(feats @ heads["linear"].reshape(K, -1)).reshape(p, self.state_dim),

@@ -13,6 +13,7 @@ from .._gibbs import GaussianPolicy
 from .._operators import diffusion_margin, parabolicity_margin
 from .._residual import coupled_residual
 from .._sampling import sample_points
+from .._validation import as_key
 from ._config import SolverConfig
 from ._defaults import is_concrete
 from ._loop import RESULT_CODES, Status
@@ -116,7 +117,7 @@ def _diagnostics(network: NetworkValue, key, *, num_points: int):
     config, game = network.config, network.game
     k_pts, k_dir = jax.random.split(key)
     t, x = sample_points(
-        k_pts, game, num_points, scale=config.state_scale, distribution=config.sampler
+        game, k_pts, num_points, scale=config.state_scale, distribution=config.sampler
     )
 
     def at(ti, xi, ki):
@@ -153,6 +154,7 @@ def solution_diagnostics(solution: Solution, key: jax.Array) -> dict:
     ``parabolicity_negative_fraction [m]`` (§5.4) and ``nonfinite_fraction [m]`` (points where
     the pointwise problem is not well posed, §4.5).
     """
+    key = as_key(key)
     return _diagnostics(solution.network, key, num_points=solution.config.diagnostic_points)
 
 

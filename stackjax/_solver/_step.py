@@ -15,6 +15,7 @@ from flax import struct
 
 from .._sampling import sample_points
 from .._sharding import make_data_mesh, shard_points
+from .._validation import as_key
 from ._config import SolverConfig
 from ._defaults import cast_game, detect_controlled, float_dtype, resolve_config
 from ._networks import Normalization, estimate_normalization
@@ -86,7 +87,7 @@ def sample_batch(game, config: SolverConfig, point_key, operator_key, num: int, 
     along ``G`` when ``mesh`` is given.
     """
     t, x = sample_points(
-        point_key, game, num, scale=config.state_scale, distribution=config.sampler
+        game, point_key, num, scale=config.state_scale, distribution=config.sampler
     )
     per = int(config.points_per_time)
     t, x = t[: num // per], x.reshape(num // per, per, -1)
@@ -124,11 +125,12 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     num_pool = config.num_pool_points
 
     def init(key: jax.Array) -> TrainState:
+        key = as_key(key)
         params = model.init(key, dtype)
         norm = estimate_normalization(game, config.state_scale)
         pool_size = config.pool_size if num_pool > 0 else 0
         pool_t, pool_x = sample_points(
-            jax.random.fold_in(key, 1), game, pool_size,
+            game, jax.random.fold_in(key, 1), pool_size,
             scale=config.state_scale, distribution=config.sampler,
         )  # fmt: skip
         return TrainState(
@@ -151,13 +153,14 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
         )
 
     def train_step(state: TrainState, key: jax.Array, game_values=None):
+        key = as_key(key)
         g = game if game_values is None else cast_game(game_values, dtype)
         k_sample, k_pool, k_op = jax.random.split(key, 3)
         if config.points_per_time > 1:  # (no pool then, see `points_per_time`)
             t, x, keys = sample_batch(g, config, k_sample, k_op, config.batch_size, mesh)
         else:
             t, x = sample_points(
-                k_sample, g, config.batch_size, scale=config.state_scale,
+                g, k_sample, config.batch_size, scale=config.state_scale,
                 distribution=config.sampler,
             )  # fmt: skip
             if num_pool > 0:

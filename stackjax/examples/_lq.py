@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from .._game import LQGame, make_lq_game
+from .._validation import as_key
 
 __all__ = [
     "LQ_EXAMPLES",
@@ -105,6 +106,7 @@ def random_game(
     """
     if d < 1 or m < 1:
         raise ValueError(f"random_game needs d >= 1 and m >= 1, got d={d}, m={m}.")
+    key = as_key(key)
     # The seed is drawn with 64-bit integers whatever the mode: `randint` draws differently for
     # int32 and int64, and the game must be the same (up to rounding) in float32 and float64.
     with jax.enable_x64(True):

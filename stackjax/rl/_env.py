@@ -18,6 +18,7 @@ import numpy as np
 from flax import struct
 
 from .._simulate import euler_maruyama, holding_time, switching_step
+from .._validation import as_key
 
 __all__ = ["Observation", "Environment", "SDEState", "sde_env", "check_environment"]
 
@@ -118,7 +119,7 @@ def check_environment(env: Environment, key: jax.Array | None = None) -> None:
             f"`env.temperatures` must be two finite numbers >= 0 (lambda_1, lambda_2), got "
             f"{env.temperatures!r}."
         )
-    key = jax.random.key(0) if key is None else key
+    key = jax.random.key(0) if key is None else as_key(key)
     reset_key, step_key = jax.random.split(key)
     d, k1, k2 = env.state_dim, env.leader_dim, env.follower_dim
     state, obs = env.reset(reset_key)

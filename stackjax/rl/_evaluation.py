@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from .._validation import as_key
 from ._env import Environment, check_environment
 from ._features import legendre, num_quadratic_features, quadratic_features
 from ._rollout import Batch, gaussian_log_density, rollout
@@ -166,6 +167,7 @@ def evaluate_policy(
     Returns:
       A `ValueEstimate` with ``.value(t, x) -> [2, m]``.
     """
+    key = as_key(key)
     check_environment(env)
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
@@ -195,7 +197,7 @@ def fit_policy_values(
     ``jax.jit(jax.vmap(lambda k: fit_policy_values(env, policy, k, ...)))(keys)`` runs
     independent evaluations in one compiled call.
     """
-    return _evaluate(env, policy, key, num_episodes, time_basis, method, ridge)
+    return _evaluate(env, policy, as_key(key), num_episodes, time_basis, method, ridge)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 3, 4, 5, 6))

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from .. import GaussianPolicy, PreHamiltonian, pointwise_equilibrium
+from .._validation import as_key
 from ._env import Environment, check_environment
 from ._evaluation import solve_normal, value_features
 from ._features import (
@@ -231,6 +232,7 @@ def make_train(
     lam0 = env.temperatures
 
     def train(key):
+        key = as_key(key)
         dtype = jnp.zeros(()).dtype
         lam = jnp.asarray(lam0, dtype)
         eye1, eye2 = jnp.eye(k1, dtype=dtype), jnp.eye(k2, dtype=dtype)
@@ -424,6 +426,7 @@ def learn(
     Returns:
       An `RLResult`.
     """
+    key = as_key(key)
     config = Config() if config is None else config
     train = make_train(env, config, callback=_print_progress if verbose else None)
     state, metrics = jax.jit(train)(key)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from .._validation import as_key
 from ._env import Environment
 
 __all__ = ["Batch", "rollout", "gaussian_log_density"]
@@ -62,6 +63,7 @@ def rollout(
         the same environment key (the environment is a pure function, so both steps share the
         noise) and recorded in ``Batch.counterfactual``; the episode continues with ``act``.
     """
+    key = as_key(key)
     N = env.num_steps
 
     def episode(k):

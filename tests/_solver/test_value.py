@@ -40,7 +40,7 @@ def test_residual_state_gradients_match_finite_differences(make_game, changes, t
     state = init(jax.random.key(0))
     params = random_params(state.params)
     d = game.state_dim
-    t, x = sample_points(jax.random.key(2), game, 4, scale=1.0, distribution="gaussian")
+    t, x = sample_points(game, jax.random.key(2), 4, scale=1.0, distribution="gaussian")
     pkeys = jax.random.split(jax.random.key(5), 4)
     if config.points_per_time == 2:  # two times, two states each
         t, x, pkeys = t[:2], x.reshape(2, 2, d), pkeys.reshape(2, 2)

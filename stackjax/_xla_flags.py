@@ -12,7 +12,7 @@
    thread idle. Flag: ``--xla_cpu_enable_concurrency_optimized_scheduler=false``.
 2. **YNN fusions.** jaxlib 0.10.2 fuses dots, transposes and elementwise ops into "YNN"
    (YNNPACK/slinky) kernels. After the solver began sharing the quadratic head's coefficients
-   between states (`SolverConfig.points_per_time`), the same refinement crashed the process
+   between states (`LayoutConfig.points_per_time`), the same refinement crashed the process
    with a segmentation fault inside a YNN transpose (``slinky::fuse_contiguous_dims``, gdb),
    at compile time without flag 1 and at run time with it. Disabling YNN fusions
    (``--xla_cpu_experimental_ynn_fusion_type=``, an empty list) gives the correct losses,

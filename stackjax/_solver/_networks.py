@@ -195,8 +195,8 @@ class ValueModel:
 
         Computing them once per sampled time and applying them to many states turns the
         per-point ``[p, d, d]`` work of the quadratic head (forming ``A(tau)``, its gradient
-        and Hessian products) into matrix products shared by the batch (`SolverConfig`
-        ``points_per_time``).
+        and Hessian products) into matrix products shared by the batch
+        (`LayoutConfig.points_per_time`).
 
         Args:
           params_i: parameters of one regime (no leading ``[m]`` axis).
@@ -211,7 +211,7 @@ class ValueModel:
         # which XLA:CPU fed from a transposed [2 d^2, G] copy (d = 100, batch 4096: Adam step
         # 956 ms with einsum, 602 ms with this reduction; at d = 1000 the reverse, 4.8 s vs
         # 12.2 s, where the reduction fuses with its transposing producers: large d uses the
-        # factored form instead, `SolverConfig.head_form`).
+        # factored form instead, `NetworkConfig.head_form`).
         return QuadraticCoefficients(
             hessian=jnp.sum(feats[:, None, None, None] * basis, axis=0),
             linear=(feats @ heads["linear"].reshape(K, -1)).reshape(p, self.state_dim),
@@ -252,7 +252,7 @@ class ValueModel:
 
         The head's Hessian stays ``sum_k T_k(2 tau - 1) B_k`` (`QuadraticCoefficients`,
         factored form): only the ``[G, K]`` time features and the small linear and constant
-        coefficients are evaluated per time. `SolverConfig.head_form` says when the solver uses
+        coefficients are evaluated per time. `NetworkConfig.head_form` says when the solver uses
         this form instead of `time_coefficients` per time.
 
         Args:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stackjax import (
+    NetworkConfig,
     NetworkValue,
     SolverConfig,
     examples,
@@ -16,6 +17,11 @@ from stackjax import (
 )
 from stackjax._sampling import sample_points
 from stackjax._solver._step import sample_batch
+
+
+def changed(config: SolverConfig, **groups) -> SolverConfig:
+    """``config`` with field changes per group, e.g. ``layout={"dtype": "float64"}``."""
+    return config.replace(**{g: getattr(config, g).replace(**f) for g, f in groups.items()})
 
 
 @pytest.mark.parametrize(
@@ -30,7 +36,7 @@ def test_structured_products_equal_jax_hessian_residual(make_game, correction, t
     """The default operator applies the quadratic head's (and G's) exact Hessian as a matrix
     product and HVPs only the rest; its residuals equal the jax.hessian path to 1e-10."""
     game = make_game()
-    base = tiny.replace(correction=correction, dtype="float64")
+    base = changed(tiny, network={"correction": correction}, layout={"dtype": "float64"})
     init, _ = make_train_step(game, base)
     state = init(jax.random.key(0))
     params = random_params(state.params)
@@ -38,7 +44,7 @@ def test_structured_products_equal_jax_hessian_residual(make_game, correction, t
     pkeys = jax.random.split(jax.random.key(5), 16)
     residuals = {}
     for op in ("hvp", "hessian"):
-        net = network_value(game, base.replace(operator=op), params, state.norm)
+        net = network_value(game, changed(base, operator={"method": op}), params, state.norm)
         residuals[op] = jax.jit(NetworkValue.batch_residuals)(net, t, x, pkeys)
     assert float(jnp.max(jnp.abs(residuals["hessian"]))) > 1e-2  # a non-trivial comparison
     np.testing.assert_allclose(residuals["hvp"], residuals["hessian"], rtol=1e-10, atol=1e-10)
@@ -50,9 +56,11 @@ def test_structured_products_equal_jax_hessian_residual(make_game, correction, t
         (lambda: examples.random_game(jax.random.key(6), 3, 2), {}),
         # MLP correction through the jax.hessian reference, states grouped by time:
         (lambda: examples.random_game(jax.random.key(7), 4, 3), dict(
-            correction=True, operator="hessian", points_per_time=2)),
+            network={"correction": True}, operator={"method": "hessian"},
+            layout={"points_per_time": 2})),
         # zero-sum (one network per regime, V_2 = -V_1), factored head, sketched diffusion:
-        (examples.zero_sum_game, dict(head_form="factored", operator="hutchinson")),
+        (examples.zero_sum_game, dict(
+            network={"head_form": "factored"}, operator={"method": "hutchinson"})),
     ],
 )  # fmt: skip
 def test_residual_state_gradients_match_finite_differences(make_game, changes, tiny, random_params):
@@ -60,14 +68,15 @@ def test_residual_state_gradients_match_finite_differences(make_game, changes, t
     they are assembled per regime (own V_t + H differentiated, coupling from the values'
     gradients), so this checks that assembly against the whole residual."""
     game = make_game()
-    config = tiny.replace(dtype="float64", gradient_weight=1.0, **changes)
+    config = changed(tiny, layout={"dtype": "float64"}, operator={"gradient_weight": 1.0})
+    config = changed(config, **changes)
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(0))
     params = random_params(state.params)
     d = game.state_dim
     t, x = sample_points(jax.random.key(2), game, 4, scale=1.0, distribution="gaussian")
     pkeys = jax.random.split(jax.random.key(5), 4)
-    if config.points_per_time == 2:  # two times, two states each
+    if config.layout.points_per_time == 2:  # two times, two states each
         t, x, pkeys = t[:2], x.reshape(2, 2, d), pkeys.reshape(2, 2)
     net = network_value(game, config, params, state.norm)
     batch = jax.jit(NetworkValue.batch_residuals)  # compiled once for the 7 evaluations below
@@ -103,7 +112,9 @@ def test_time_grouped_points_equal_per_point_residuals(make_game, correction, ti
     residuals and state-gradient rows equal the per-point evaluation (and the jax.hessian
     reference) at the same points to 1e-10 in float64."""
     game = make_game()
-    config = tiny.replace(correction=correction, dtype="float64", points_per_time=4)
+    config = changed(
+        tiny, network={"correction": correction}, layout={"dtype": "float64", "points_per_time": 4}
+    )
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(0))
     params = random_params(state.params)
@@ -114,12 +125,17 @@ def test_time_grouped_points_equal_per_point_residuals(make_game, correction, ti
     net = network_value(game, config, params, state.norm)
     grouped = jax.jit(NetworkValue.batch_residuals)(net, t, x, pkeys)
     reference = network_value(
-        game, config.replace(operator="hessian", points_per_time=1), params, state.norm
+        game,
+        changed(config, operator={"method": "hessian"}, layout={"points_per_time": 1}),
+        params,
+        state.norm,
     )
     flat = jax.jit(NetworkValue.batch_residuals)(reference, flat_t, flat_x, flat_keys)
     assert float(jnp.max(jnp.abs(flat))) > 1e-2
     np.testing.assert_allclose(grouped, flat, rtol=1e-10, atol=1e-10)
-    per_point = network_value(game, config.replace(points_per_time=1), params, state.norm)
+    per_point = network_value(
+        game, changed(config, layout={"points_per_time": 1}), params, state.norm
+    )
     r, jac = jax.jit(NetworkValue.batch_residual_gradients)(net, t, x, pkeys)
     r_ref, jac_ref = jax.jit(NetworkValue.batch_residual_gradients)(
         per_point, flat_t, flat_x, flat_keys
@@ -144,10 +160,13 @@ def test_factored_head_equals_expanded(make_game, correction, per, tiny, random_
     form's residuals and state-gradient rows (grouped, 4 states per time, and flat points) and
     its Gauss-Newton products (grouped) to 1e-10 (float64)."""
     game = make_game()
-    config = tiny.replace(
-        correction=correction, dtype="float64", points_per_time=per, gradient_weight=1.0
+    config = changed(
+        tiny,
+        network={"correction": correction},
+        layout={"dtype": "float64", "points_per_time": per},
+        operator={"gradient_weight": 1.0},
     )
-    expanded = config.replace(head_form="expanded")
+    expanded = changed(config, network={"head_form": "expanded"})
     init, _ = make_train_step(game, expanded)
     state = init(jax.random.key(0))
     params = random_params(state.params)
@@ -156,7 +175,7 @@ def test_factored_head_equals_expanded(make_game, correction, per, tiny, random_
         t, x, pkeys = t[:, 0] if t.ndim > 1 else t, x.reshape(16, -1), pkeys.reshape(16)
 
     nets = {
-        form: network_value(game, config.replace(head_form=form), params, state.norm)
+        form: network_value(game, changed(config, network={"head_form": form}), params, state.norm)
         for form in ("expanded", "factored")
     }
 
@@ -188,7 +207,7 @@ def test_hook_residual_equals_autodiff_residual(zero_sum, random_params):
     """`hjbi_residual` of a `NetworkValue` (its derivative hook: structured Hessian products)
     equals `hjbi_residual` of the same values as a plain function (`jax.hessian`) to 1e-10."""
     game = examples.zero_sum_game() if zero_sum else examples.controlled_diffusion_game()
-    config = SolverConfig(correction=True)
+    config = SolverConfig(network=NetworkConfig(correction=True))
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(0))
     net = network_value(game, config, random_params(state.params, scale=0.3), state.norm)

@@ -39,8 +39,9 @@ import numpy as np  # noqa: E402
 
 import stackjax as sj  # noqa: E402
 from stackjax import (  # noqa: E402
+    LayoutConfig,
     SolverConfig,
-    examples,  # noqa: E402
+    examples,
     resolve_config,
 )
 from stackjax._solver._defaults import refine_iterations  # noqa: E402
@@ -97,14 +98,28 @@ def scaling_cases(quick: bool, dims=(1, 10, 50, 100), regimes=(1, 3)) -> list[tu
 CONFIG_CHANGES: dict = {}
 
 
-def _config(quick: bool, **changes) -> SolverConfig:
-    config = SolverConfig(dtype="float32", verbose=False).replace(**CONFIG_CHANGES)
+def _with_changes(config: SolverConfig, changes: dict) -> SolverConfig:
+    """``config`` with ``changes``: a dict changes fields of a group, anything else replaces a
+    field (``{"concept": "nash", "adam": {"steps": 0}}``)."""
+    return config.replace(**{
+        name: getattr(config, name).replace(**value) if isinstance(value, dict) else value
+        for name, value in changes.items()
+    })  # fmt: skip
+
+
+def _config(quick: bool) -> SolverConfig:
+    config = _with_changes(SolverConfig(layout=LayoutConfig(dtype="float32")), CONFIG_CHANGES)
     if quick:
-        config = config.replace(
-            num_steps=300, chunk_size=100, refine_steps=2, refine_batch_size=256,
-            cg_iterations=20, diagnostic_points=0,
+        config = _with_changes(
+            config, {"adam": {"steps": 300},
+                     "gauss_newton": {"steps": 2, "batch_size": 256, "cg_iterations": 20}},
         )  # fmt: skip
-    return config.replace(**changes)
+    return config
+
+
+def _loop(quick: bool, **changes) -> dict:
+    """`solve`'s loop arguments: silent (and without diagnostics with ``quick``)."""
+    return {"verbose": False, **({"diagnostic_points": 0} if quick else {}), **changes}
 
 
 def _reference(game):
@@ -122,7 +137,7 @@ def run_table_case(name, make_game, target_v, target_mean, quick):
     game = make_game()
     config = _config(False)  # the issue's table is about the default configuration
     start = time.perf_counter()
-    solution = sj.solve(game, jax.random.key(1), config)
+    solution = sj.solve(game, jax.random.key(1), config, **_loop(False))
     block(solution.state.params)
     seconds = time.perf_counter() - start
     err = sj.evaluate(solution, _reference(game), jax.random.key(2), num_points=2048)
@@ -163,8 +178,9 @@ def crossing_time(seconds: np.ndarray, errors: np.ndarray, threshold: float) -> 
 
 def run_scaling_case(d, m, quick):
     game = examples.random_game(jax.random.key(0), d=d, m=m)
-    config = _config(quick, reference_every=1, chunk_size=100)
-    solution = sj.solve(game, jax.random.key(1), config)
+    config = _config(quick)
+    loop = _loop(quick, reference_every=1, chunk_size=100)
+    solution = sj.solve(game, jax.random.key(1), config, **loop)
     h = solution.history
     seconds = np.asarray(h["error_seconds"], float)
     v_err = np.max(np.asarray(h["value_error"]), axis=(1, 2))
@@ -179,7 +195,7 @@ def run_scaling_case(d, m, quick):
         "mean_error": mean_err.tolist(),
         "final_value_error": float(v_err[-1]),
         **{f"time_to_{t:g}": crossing_time(seconds, v_err, t) for t in THRESHOLDS},
-        "num_steps": resolve_config(game, config).num_steps,
+        "num_steps": resolve_config(game, config).adam.steps,
         "refine_steps": refine_iterations(game, config),
         "load": os.getloadavg(),
         "time": timestamp(),
@@ -275,7 +291,7 @@ def main(argv=None) -> None:
     parser.add_argument("--regimes", type=int, nargs="+", default=[1, 3],
                         help="regime counts of the time-to-accuracy runs")  # fmt: skip
     parser.add_argument("--config", type=json.loads, default={},
-                        help="SolverConfig changes as JSON, e.g. '{\"num_steps\": 0}' "
+                        help="SolverConfig changes as JSON, e.g. '{\"adam\": {\"steps\": 0}}' "
                         "(every case: the table then no longer shows the defaults)")  # fmt: skip
     parser.add_argument("--max-table-dim", type=int, default=None,
                         help="leave out table rows with a larger state dimension")  # fmt: skip

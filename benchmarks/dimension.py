@@ -2,7 +2,7 @@
 
 For `stackjax.examples.random_game(key, d=d, m=m, noise_dim=n)` (leader/follower controls
 2 + 2, uncontrolled diffusion) and each second-order mode of the solver
-(``SolverConfig.operator``):
+(``OperatorConfig.method``):
 
 * ``hessian``: the reference, ``jax.hessian`` per point, then contracted with the columns;
 * ``hvp``: the default exact operator (`stackjax._operators.gradient_and_products`);
@@ -26,17 +26,17 @@ the game, the ``d x d`` Hessians of the reference mode, or XLA's memory estimate
 ``--full-noise-dims`` the listed ``d`` are also run with ``n = d`` (random_game's default).
 An extra case (``--flops-case``) runs the default mode at batch 4096, d = 100, for the FLOP
 rate goal. Another (``--correction-case``) runs ``hvp`` and ``hessian`` at d = 100 with the
-network of non-LQ games (quadratic head + MLP correction, ``SolverConfig(correction=True)``):
+network of non-LQ games (quadratic head + MLP correction, ``NetworkConfig(correction=True)``):
 with the quadratic head alone the Hessian is constant in ``x`` and shared by the states of
 one time, and ``vmap`` hoists the reference's per-state ``jax.hessian`` work the same way,
 so the two operators cost about the same there; the MLP's Hessian is what second-order
 operators exist for. Each record also holds ``game_s``, the time of the game's own
 coefficients (drift, costs, diffusion columns) at the batch's states. The last
 (``--gauss-newton-case``) times one Levenberg-Marquardt iteration of `solve`'s refinement at
-``refine_batch_size`` 4096, d = 100, and its ``J^T J v`` product: for `LQGame`s `solve` runs
-only these iterations, so this is the training step of the default solve (its FLOPs: the
-iteration compiled with the CG loop unrolled, since XLA's cost analysis counts a loop body
-once).
+``GaussNewtonConfig.batch_size`` 4096, d = 100, and its ``J^T J v`` product: for `LQGame`s
+`solve` runs only these iterations, so this is the training step of the default solve (its
+FLOPs: the iteration compiled with the CG loop unrolled, since XLA's cost analysis counts a
+loop body once).
 
 Run: ``python benchmarks/dimension.py`` (full grid, ~30-40 min on 2 loaded CPU cores) or
 ``python benchmarks/dimension.py --quick`` (d = 4, m = 1, batch 64; ~1 min at load 1).
@@ -57,7 +57,16 @@ import jax.flatten_util
 import jax.numpy as jnp
 
 import stackjax as sj
-from stackjax import SolverConfig, make_train_step, network_value, resolve_config
+from stackjax import (
+    AdamConfig,
+    GaussNewtonConfig,
+    NetworkConfig,
+    OperatorConfig,
+    SolverConfig,
+    make_train_step,
+    network_value,
+    resolve_config,
+)
 from stackjax._solver._gauss_newton import linearized_residuals, refine
 from stackjax._solver._step import sample_batch
 
@@ -131,9 +140,11 @@ def _forward_guard(game, batch, limit_s, correction=None):
     the default ``head_form`` is ``"factored"``). It takes flat ``(t [N], x [N, d])`` with
     ``t`` repeated within each group of states.
     """
-    config = SolverConfig(batch_size=batch, correction=correction, verbose=False)
+    config = SolverConfig(
+        adam=AdamConfig(batch_size=batch), network=NetworkConfig(correction=correction)
+    )
     config = resolve_config(game, config)
-    factored = config.head_form == "factored"
+    factored = config.network.head_form == "factored"
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(1))
     t, x, _ = sample_batch(game, config, jax.random.key(3), jax.random.key(4), batch)
@@ -192,11 +203,12 @@ def run_case(d, m, n, batch, args, matmul):
             reason = forward_reason
         if reason is None:
             config = SolverConfig(
-                batch_size=batch, operator=mode, num_probes=args.probes,
-                correction=args.correction, verbose=False,
-            )  # fmt: skip
+                adam=AdamConfig(batch_size=batch),
+                operator=OperatorConfig(method=mode, num_probes=args.probes),
+                network=NetworkConfig(correction=args.correction),
+            )
             config = resolve_config(game, config)
-            rec["head_form"] = config.head_form
+            rec["head_form"] = config.network.head_form
             init, step = make_train_step(game, config)
             state = init(jax.random.key(1))
             step_key = jax.random.key(2)
@@ -303,7 +315,7 @@ def run_case(d, m, n, batch, args, matmul):
 
 def run_gauss_newton_case(d, m, n, batch, args, matmul):
     """One Levenberg-Marquardt iteration of `solve`'s default refinement (`refine`) at
-    ``refine_batch_size = batch``, and its inner matrix-vector product ``J^T J v``.
+    ``GaussNewtonConfig.batch_size = batch``, and its inner matrix-vector product ``J^T J v``.
 
     For `LQGame`s `solve` runs these iterations only (no Adam steps), so this is the training
     step users get by default. XLA's cost analysis counts a loop body once, not once per
@@ -317,10 +329,14 @@ def run_gauss_newton_case(d, m, n, batch, args, matmul):
     config = resolve_config(
         game,
         SolverConfig(
-            batch_size=batch, refine_batch_size=batch, verbose=False,
-            cg_iterations=4 if args.quick else None,  # (--quick: the unrolled compile is short)
+            adam=AdamConfig(batch_size=batch),
+            # (--quick: 4 CG steps, the unrolled compile is short)
+            gauss_newton=GaussNewtonConfig(
+                batch_size=batch, cg_iterations=4 if args.quick else None
+            ),
         ),
-    )  # fmt: skip
+    )
+    cg_iterations = config.gauss_newton.cg_iterations
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(1))
     network = network_value(game, config, state.params, state.norm)
@@ -328,8 +344,8 @@ def run_gauss_newton_case(d, m, n, batch, args, matmul):
     key = jax.random.key(2)
     rec = {
         "kind": "gauss_newton", "d": d, "m": m, "n": n, "batch": batch, "network": "quadratic",
-        "mode": config.operator, "head_form": config.head_form,
-        "points_per_time": config.points_per_time, "cg_iterations": config.cg_iterations,
+        "mode": config.operator.method, "head_form": config.network.head_form,
+        "points_per_time": config.layout.points_per_time, "cg_iterations": cg_iterations,
     }  # fmt: skip
 
     def iteration(cfg, unroll=1):
@@ -343,9 +359,10 @@ def run_gauss_newton_case(d, m, n, batch, args, matmul):
     rec["compile_s"] = time.perf_counter() - tic
     rec["memory_bytes"] = _memory_bytes(compiled)
     tic = time.perf_counter()
-    unrolled = iteration(config, config.cg_iterations).lower(state, key).compile()
+    unrolled = iteration(config, cg_iterations).lower(state, key).compile()
     rec["unrolled_compile_s"] = time.perf_counter() - tic
-    one_cg = iteration(config.replace(cg_iterations=1)).lower(state, key).compile()
+    one_step = config.replace(gauss_newton=config.gauss_newton.replace(cg_iterations=1))
+    one_cg = iteration(one_step).lower(state, key).compile()
 
     flat, unravel = jax.flatten_util.ravel_pytree(state.params)
     t, x, keys = sample_batch(game, config, jax.random.key(3), jax.random.key(4), batch)
@@ -355,7 +372,7 @@ def run_gauss_newton_case(d, m, n, batch, args, matmul):
     matvec = jax.jit(lambda v: vjp_fn(jvp_fn(v))).lower(v).compile()
     rec["matvec_flops"] = _flops(matvec)
     rec["flops"] = _flops(unrolled)
-    rec["flops_estimate"] = _flops(one_cg) + (config.cg_iterations - 1) * rec["matvec_flops"]
+    rec["flops_estimate"] = _flops(one_cg) + (cg_iterations - 1) * rec["matvec_flops"]
     rec["num_parameters"] = int(flat.size)
     _timed(compiled, state, key)
     _timed(unrolled, state, key)
@@ -538,7 +555,7 @@ def main(argv=None):
     parser.add_argument("--gauss-newton-case", action=argparse.BooleanOptionalAction,
                         default=True, help="extra: one Gauss-Newton iteration of solve's "
                         "default refinement and its J^T J v product, d = 100, m = 1, batch "
-                        "4096 (refine_batch_size)")  # fmt: skip
+                        "4096 (GaussNewtonConfig.batch_size)")  # fmt: skip
     parser.add_argument("--correction-case", action=argparse.BooleanOptionalAction, default=True,
                         help="extra: hvp and hessian, d = 100, m = 1, quadratic head + MLP "
                         "correction (x-dependent Hessian)")  # fmt: skip

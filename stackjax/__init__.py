@@ -51,7 +51,13 @@ from ._sampling import sample_points as sample_points
 from ._simulate import Trajectories as Trajectories
 from ._simulate import monte_carlo_cost as monte_carlo_cost
 from ._simulate import simulate as simulate
+from ._solver import AdamConfig as AdamConfig
+from ._solver import GaussNewtonConfig as GaussNewtonConfig
+from ._solver import LayoutConfig as LayoutConfig
+from ._solver import NetworkConfig as NetworkConfig
 from ._solver import NetworkValue as NetworkValue
+from ._solver import OperatorConfig as OperatorConfig
+from ._solver import SamplerConfig as SamplerConfig
 from ._solver import Solution as Solution
 from ._solver import SolverConfig as SolverConfig
 from ._solver import TrainingDivergedWarning as TrainingDivergedWarning
@@ -69,19 +75,25 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "AdamConfig",
     "Coefficients",
     "ControlQuadraticGame",
     "FeedbackGains",
     "FunctionalGame",
     "GameBase",
+    "GaussNewtonConfig",
     "GaussianPolicy",
     "HessianProducts",
     "LQGame",
+    "LayoutConfig",
+    "NetworkConfig",
     "NetworkValue",
+    "OperatorConfig",
     "PointEquilibrium",
     "PreHamiltonian",
     "RegimeDerivatives",
     "RiccatiSolution",
+    "SamplerConfig",
     "Solution",
     "SolverConfig",
     "TrainingDivergedWarning",

@@ -6,7 +6,7 @@
    of conjugate-gradient steps): wrong losses, then a deadlock.
 2. ``--xla_cpu_experimental_ynn_fusion_type=`` (an empty list: no "YNN" YNNPACK/slinky
    fusions): a YNN transpose crashes the same refinement (segmentation fault) when states
-   share the quadratic head's coefficients (`SolverConfig.points_per_time`). Without YNN
+   share the quadratic head's coefficients (`LayoutConfig.points_per_time`). Without YNN
    fusions the losses are correct at the same speed.
 
 The reproductions and timings are in docs/performance.md (section "design").

@@ -131,7 +131,7 @@ def _solve(args) -> int:
     import numpy as np
 
     from . import evaluate, monte_carlo_cost, riccati_reference
-    from ._solver import SolverConfig, solve
+    from ._solver import AdamConfig, SolverConfig, solve
 
     game, name, problem = _load_game(args)
     if problem:
@@ -163,15 +163,15 @@ def _solve(args) -> int:
         divisors = [c for c in range(1, chunk + 1) if args.steps % c == 0]
         if divisors and args.steps // divisors[-1] <= 16:
             chunk = divisors[-1]
-    config = SolverConfig(concept=args.concept, num_steps=args.steps, chunk_size=chunk,
-                          reference_every=1 if lq else 0, verbose=not args.quiet)  # fmt: skip
+    config = SolverConfig(concept=args.concept, adam=AdamConfig(steps=args.steps))
     start = time.perf_counter()
-    solution = solve(game, k_solve, config)
+    solution = solve(game, k_solve, config, chunk_size=chunk, reference_every=1 if lq else 0,
+                     verbose=not args.quiet)  # fmt: skip
     jax.block_until_ready(solution.state.params)
     train_time = time.perf_counter() - start
     status = "DIVERGED: " + solution.message if bool(solution.diverged) else "ok"
     print(
-        f"Training: {solution.config.num_steps} Adam steps + {int(solution.state.refine_step)} "
+        f"Training: {solution.config.adam.steps} Adam steps + {int(solution.state.refine_step)} "
         f"Gauss-Newton iterations in {train_time:.1f} s wall (incl. compilation and reference "
         f"checks; {status})\n"
     )

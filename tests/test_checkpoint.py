@@ -9,15 +9,18 @@ import pytest
 import stackjax as sj
 from stackjax._checkpoint import _sha256
 
-CONFIG = sj.SolverConfig(num_steps=10, chunk_size=5, batch_size=32, refine_steps=0,
-                         diagnostic_points=0, verbose=False)  # fmt: skip
+CONFIG = sj.SolverConfig(
+    adam=sj.AdamConfig(steps=10, batch_size=32), gauss_newton=sj.GaussNewtonConfig(steps=0)
+)
+#: `solve`'s loop arguments: two chunks of 5 steps, no diagnostics, silent.
+LOOP = {"chunk_size": 5, "diagnostic_points": 0, "verbose": False}
 
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """A finished 10-step run's checkpoint (copied per test)."""
     directory = tmp_path_factory.mktemp("written")
-    sj.solve(sj.examples.scalar_game(), jax.random.key(0), CONFIG, checkpoint_dir=directory)
+    sj.solve(sj.examples.scalar_game(), jax.random.key(0), CONFIG, checkpoint_dir=directory, **LOOP)
     return directory
 
 
@@ -31,8 +34,10 @@ def _copy(src, dst):
 @pytest.mark.slow
 def test_a_larger_step_budget_continues(written, tmp_path):
     directory = _copy(written, tmp_path / "c")
-    longer = sj.solve(sj.examples.scalar_game(), jax.random.key(0),
-                      CONFIG.replace(num_steps=20), checkpoint_dir=directory)  # fmt: skip
+    config = CONFIG.replace(adam=CONFIG.adam.replace(steps=20))
+    longer = sj.solve(
+        sj.examples.scalar_game(), jax.random.key(0), config, checkpoint_dir=directory, **LOOP
+    )
     assert int(longer.state.step) == 20 and longer.history["loss"].shape == (20,)
 
 
@@ -59,4 +64,6 @@ def test_damaged_checkpoints_are_refused(written, tmp_path, damage):
         (directory / "meta.json").write_text(json.dumps(meta))
         match = "non-finite"
     with pytest.raises(ValueError, match=match):
-        sj.solve(sj.examples.scalar_game(), jax.random.key(0), CONFIG, checkpoint_dir=directory)
+        sj.solve(
+            sj.examples.scalar_game(), jax.random.key(0), CONFIG, checkpoint_dir=directory, **LOOP
+        )

@@ -119,10 +119,13 @@ def test_neural_solver_matches_exact_solution():
     # 2000 Adam steps without Gauss-Newton: measured side by side, 2.4x less wall time than
     # 1000 Adam + 4 Gauss-Newton steps (whose compilation dominates) at the same accuracy.
     config = sj.SolverConfig(
-        num_steps=2000, chunk_size=1000, batch_size=256, refine_steps=0, dtype="float32",
-        verbose=False, diagnostic_points=0,
-    )  # fmt: skip
-    solution = sj.solve(game, jax.random.key(0), config)
+        adam=sj.AdamConfig(steps=2000, batch_size=256),
+        gauss_newton=sj.GaussNewtonConfig(steps=0),
+        layout=sj.LayoutConfig(dtype="float32"),
+    )
+    solution = sj.solve(
+        game, jax.random.key(0), config, chunk_size=1000, verbose=False, diagnostic_points=0
+    )
     assert not solution.diverged
     assert solution.controlled is False  # detected from the game's static flag
     err = sj.evaluate(solution, game.exact_solution(), jax.random.key(1), num_points=2048)

@@ -55,10 +55,11 @@ def test_functional_game_solves_like_the_lq_game():
     only the hooks decide the network, so ``quadratic_value=True`` is passed)."""
     lq = sj.examples.scalar_game()
     game = _functional_copy(lq, quadratic_value=True, has_controlled_diffusion=False)
-    config = sj.SolverConfig(refine_steps=3, refine_batch_size=64, cg_iterations=10,
-                             verbose=False, diagnostic_points=0)  # fmt: skip
-    a = sj.solve(lq, jax.random.key(0), config)
-    b = sj.solve(game, jax.random.key(0), config)
+    config = sj.SolverConfig(
+        gauss_newton=sj.GaussNewtonConfig(steps=3, batch_size=64, cg_iterations=10)
+    )
+    a = sj.solve(lq, jax.random.key(0), config, verbose=False, diagnostic_points=0)
+    b = sj.solve(game, jax.random.key(0), config, verbose=False, diagnostic_points=0)
     np.testing.assert_allclose(b.history["refine_loss"], a.history["refine_loss"], rtol=1e-9)
     np.testing.assert_allclose(b.value(0.1, lq.x0), a.value(0.1, lq.x0), rtol=1e-9)
 

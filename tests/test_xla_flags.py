@@ -31,8 +31,9 @@ SCRIPT = textwrap.dedent(
     print("flags", os.environ.get("XLA_FLAGS", ""))
     game = sj.examples.cole_hopf_game(10)
     config = sj.SolverConfig(
-        num_steps=0, refine_steps=1, cg_iterations=2, refine_batch_size=512,
-        dtype="float32", verbose=False, diagnostic_points=0,
+        adam=sj.AdamConfig(steps=0),
+        gauss_newton=sj.GaussNewtonConfig(steps=1, batch_size=512, cg_iterations=2),
+        layout=sj.LayoutConfig(dtype="float32"),
     )
     init, _ = sj.make_train_step(game, config)
     state = init(jax.random.key(1))
@@ -43,8 +44,8 @@ SCRIPT = textwrap.dedent(
     )
     # Independent evaluation on the same batch (iteration 0 draws from fold_in(key, 0)).
     k_pts, k_op = jax.random.split(jax.random.fold_in(key, 0))
-    n = config.refine_batch_size
-    t, x = sample_points(game, k_pts, n, scale=config.state_scale, distribution=config.sampler)
+    n = config.gauss_newton.batch_size
+    t, x = sample_points(game, k_pts, n, scale=1.0, distribution="gaussian")
     keys = jax.random.split(k_op, n)
 
     @jax.jit

@@ -30,7 +30,8 @@ Methods (same problem, same batch ``B`` of collocation points per step, Adam):
   function per point, `jax.vmap` over the batch); ``K`` steps (sampling + residual + grad +
   optax Adam update) in one jitted ``lax.scan``. Step time = warm chunk time / K.
 * ``sj-default``: stackjax's Adam step as shipped: `stackjax.make_train_step` with
-  ``SolverConfig(batch_size=B, refine_steps=0, gradient_weight=0, points_per_time=1)``
+  ``SolverConfig(adam=AdamConfig(batch_size=B), gauss_newton=GaussNewtonConfig(steps=0),
+  operator=OperatorConfig(gradient_weight=0), layout=LayoutConfig(points_per_time=1))``
   (quadratic head with a Chebyshev time basis, exact terminal condition,
   Hessian-vector-product operators, Gaussian sampler ``x ~ N(x0, I)``, default warm-up +
   cosine learning-rate schedule), ``K`` steps per jitted ``lax.scan``. The loss is plain
@@ -426,10 +427,12 @@ def make_mlp_chunk(game, scale, args, steps):
 def make_default_chunk(game, args, num_steps, steps):
     """stackjax's own solver step (`make_train_step`), ``steps`` per jitted scan."""
     config = sj.SolverConfig(
-        num_steps=num_steps, batch_size=args.batch, refine_steps=0, verbose=False,
-        dtype=args.dtype, state_scale=args.state_scale, gradient_weight=0.0,
-        points_per_time=1,
-    )  # fmt: skip
+        adam=sj.AdamConfig(steps=num_steps, batch_size=args.batch),
+        gauss_newton=sj.GaussNewtonConfig(steps=0),
+        sampler=sj.SamplerConfig(scale=args.state_scale),
+        operator=sj.OperatorConfig(gradient_weight=0.0),
+        layout=sj.LayoutConfig(dtype=args.dtype, points_per_time=1),
+    )
     init, train_step = sj.make_train_step(game, config)
     model = sj.network_value(game, config, None, None).model  # the networks' description
 
@@ -841,13 +844,16 @@ def accuracy(case, args, dde, torch, step_seconds, log, compiled):
         return {"phase": "accuracy", "steps": N, "wall_budget_seconds": budget, "histories": out}
     # The full default solver (Gauss-Newton only for these LQ games), incl. compilation.
     config = sj.SolverConfig(
-        batch_size=args.batch, dtype=args.dtype, verbose=False, diagnostic_points=0,
-        state_scale=args.state_scale,
-    )  # fmt: skip
-    sol = sj.solve(case.game, jax.random.key(args.seed + 4), config)
+        adam=sj.AdamConfig(batch_size=args.batch),
+        sampler=sj.SamplerConfig(scale=args.state_scale),
+        layout=sj.LayoutConfig(dtype=args.dtype),
+    )
+    sol = sj.solve(
+        case.game, jax.random.key(args.seed + 4), config, verbose=False, diagnostic_points=0
+    )
     values = np.asarray(jax.jit(jax.vmap(sol.value))(case.t_eval_c, case.x_eval_c))
     seconds = float(sol.diagnostics["train_seconds"])
-    adam = int(sol.config.num_steps)
+    adam = int(sol.config.adam.steps)
     out["sj-solve"] = [{"step": adam, "seconds": seconds, "error": case.error(values),
                         "max_error": float(case.error(values).max())}]  # fmt: skip
     gn = int(sol.state.refine_step)

@@ -44,9 +44,9 @@ Accuracy is measured as stackjax measures it (docs/math.md §9.2): relative L2 e
 (rejection; the same points for every grid and for stackjax; the grid boxes all contain it).
 
 stackjax side, in the same run: ``stackjax.solve`` with the default `SolverConfig` in float32
-(``dtype="float32"``, ``verbose=False``; for these LQ games Gauss-Newton iterations only, no
-Adam steps) and a few ``refine_steps`` budgets (Gauss-Newton iterations), wall time of the call
-(compilation included), errors on the same points.
+(``LayoutConfig(dtype="float32")``, ``verbose=False``; for these LQ games Gauss-Newton iterations
+only, no Adam steps) and a few budgets of Gauss-Newton iterations (``GaussNewtonConfig.steps``),
+wall time of the call (compilation included), errors on the same points.
 
 Run: ``python benchmarks/baselines/finite_difference.py`` (d in {1, 2, 3}, ~40 min on the
 loaded 2-core VM)
@@ -541,9 +541,12 @@ def run_grid(game, t, x, v_ref, config: GridConfig) -> dict:
 def run_stackjax(game, t, x, v_ref, refine_steps: int, seed: int) -> dict:
     """`stackjax.solve` (default config with ``refine_steps`` Gauss-Newton iterations, float32,
     quiet), wall time incl. compilation."""
-    config = sj.SolverConfig(refine_steps=refine_steps, dtype="float32", verbose=False)
+    config = sj.SolverConfig(
+        gauss_newton=sj.GaussNewtonConfig(steps=refine_steps),
+        layout=sj.LayoutConfig(dtype="float32"),
+    )
     tic = time.perf_counter()
-    solution = sj.solve(game, jax.random.key(seed), config)
+    solution = sj.solve(game, jax.random.key(seed), config, verbose=False)
     jax.block_until_ready(solution.state.params)
     total_s = time.perf_counter() - tic
     dtype = solution.game.initial_state.dtype
@@ -552,7 +555,7 @@ def run_stackjax(game, t, x, v_ref, refine_steps: int, seed: int) -> dict:
     params_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(solution.state.params))
     return {
         "method": "stackjax",
-        "num_steps": int(solution.config.num_steps),
+        "num_steps": int(solution.config.adam.steps),
         "refine_steps": int(solution.state.refine_step),
         "total_s": total_s,
         "train_s": float(solution.diagnostics.get("train_seconds", float("nan"))),
@@ -730,8 +733,8 @@ def main(argv=None):
     parser.add_argument("--regimes", type=int, default=2)
     parser.add_argument(
         "--budgets", type=int, nargs="*", default=None,
-        help="stackjax.solve refine_steps: Gauss-Newton iterations (default 5 10 20 40; none "
-        "with --quick)",
+        help="stackjax.solve Gauss-Newton iterations, GaussNewtonConfig.steps (default 5 10 20 "
+        "40; none with --quick)",
     )  # fmt: skip
     parser.add_argument("--points", type=int, default=1024, help="evaluation points")
     parser.add_argument("--seed", type=int, default=0)

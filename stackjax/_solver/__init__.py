@@ -6,6 +6,12 @@ residuals), `_step` (Adam training step), `_gauss_newton` (refinement), `_loop` 
 chunks, result codes), `_solution` (`Solution`, diagnostics), `_driver` (`solve`).
 """
 
+from ._config import AdamConfig as AdamConfig
+from ._config import GaussNewtonConfig as GaussNewtonConfig
+from ._config import LayoutConfig as LayoutConfig
+from ._config import NetworkConfig as NetworkConfig
+from ._config import OperatorConfig as OperatorConfig
+from ._config import SamplerConfig as SamplerConfig
 from ._config import SolverConfig as SolverConfig
 from ._config import TrainingDivergedWarning as TrainingDivergedWarning
 from ._defaults import resolve_config as resolve_config
@@ -19,7 +25,13 @@ from ._value import NetworkValue as NetworkValue
 from ._value import network_value as network_value
 
 __all__ = [
+    "AdamConfig",
+    "GaussNewtonConfig",
+    "LayoutConfig",
+    "NetworkConfig",
     "NetworkValue",
+    "OperatorConfig",
+    "SamplerConfig",
     "Solution",
     "SolverConfig",
     "TrainState",

@@ -1,9 +1,11 @@
-"""`SolverConfig`: the neural solver's settings (frozen, hashable, validated at construction)."""
+"""`SolverConfig` and its groups: the neural solver's settings (frozen, hashable, validated at
+construction)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import numpy as np
 
@@ -11,244 +13,350 @@ from .._hamiltonian import check_concept
 from .._operators import OPERATOR_METHODS
 from .._sampling import SAMPLERS
 
-__all__ = ["SolverConfig", "TrainingDivergedWarning"]
+__all__ = [
+    "AdamConfig",
+    "GaussNewtonConfig",
+    "LayoutConfig",
+    "NetworkConfig",
+    "OperatorConfig",
+    "SamplerConfig",
+    "SolverConfig",
+    "TrainingDivergedWarning",
+    "check_setting",
+]
 
 
 class TrainingDivergedWarning(RuntimeWarning):
     """Training stopped on a non-finite or exploding loss; the last good state is returned."""
 
 
-@dataclasses.dataclass(frozen=True)
-class SolverConfig:
-    """Settings of the neural solver.
+def check_setting(name: str, value, kind: str, low=None, optional: bool = False) -> None:
+    """Type and range of one setting called ``name`` in the messages: ``kind`` ``"bool"``,
+    ``"int"`` (``>= low``), ``"positive"``, ``"nonnegative"``, ``"fraction"`` (in ``[0, 1]``);
+    ``optional``: ``None`` allowed. Bools are not numbers; real numbers must be finite."""
+    if value is None:
+        if optional:
+            return
+        raise TypeError(f"{name} must not be None. Fix: pass a value or omit it.")
+    got = f"got {value!r} ({type(value).__name__})"
+    if kind == "bool":
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"{name} must be a bool, {got}. Fix: pass True or False.")
+        return
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a number, {got}.")
+    if kind == "int":
+        if not isinstance(value, int | np.integer):
+            raise TypeError(f"{name} must be an int >= {low}, {got}. Fix: pass a whole number.")
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, {got}.")
+        return
+    if not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a real number, {got}.")
+    value = float(value)
+    ok, bound = {
+        "positive": (math.isfinite(value) and value > 0, "finite and > 0"),
+        "nonnegative": (math.isfinite(value) and value >= 0, "finite and >= 0"),
+        "fraction": (0 <= value <= 1, "in [0, 1]"),
+    }[kind]
+    if not ok:
+        raise ValueError(f"{name} must be {bound}, {got}.")
 
-    Frozen and hashable: a static argument of the jitted pieces (changing a numerical field
-    recompiles; changing the game's values does not). ``None`` fields take a game- and
-    dimension-dependent default (`resolve_config`, table in `stackjax._solver._defaults`; the
-    measurements behind it are in docs/performance.md). ``Solution.config`` is resolved.
+
+class _Settings:
+    """Validation and `replace` of a frozen settings class: ``_checks`` gives each numeric or
+    boolean field's ``(kind, minimum, None allowed)`` (`check_setting`), ``_choices`` each
+    string field's allowed values."""
+
+    _checks: ClassVar[dict] = {}
+    _choices: ClassVar[dict] = {}
+
+    def __post_init__(self):
+        cls = type(self).__name__
+        for name, (kind, low, optional) in self._checks.items():
+            check_setting(f"{cls}.{name}", getattr(self, name), kind, low, optional)
+        for name, allowed in self._choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{cls}.{name} must be one of {allowed}, got {getattr(self, name)!r}."
+                )
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (validated like the original)."""
+        names = [f.name for f in dataclasses.fields(self)]
+        for name in changes:
+            if name not in names:
+                raise TypeError(
+                    f"{type(self).__name__} has no field {name!r}. Fix: use one of {names}."
+                )
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig(_Settings):
+    """The value networks of each regime: a quadratic head in ``x`` with Chebyshev coefficients
+    in time, plus an optional MLP correction (`stackjax._solver._networks`).
 
     Attributes:
-      concept: ``"stackelberg"`` or ``"nash"`` (zero-sum games are flagged on the game).
-      num_steps: Adam steps (0: Gauss-Newton refinement only).
-      batch_size: collocation points per Adam step (all regimes are evaluated at each point).
-      learning_rate: peak Adam learning rate after ``warmup_steps`` of linear warm-up.
-        ``None``: ``1e-2 sqrt(3 / B)`` with ``B = (d + 1)(d + 2) / 2`` quadratic-head basis
-        functions (Adam moves every coefficient by about the learning rate, so the output
-        moves like ``sqrt(B)`` times it).
-      final_learning_rate: learning rate at the end of the cosine decay.
-      warmup_steps: linear warm-up steps.
-      grad_clip: clip the global gradient norm to this value (``None``: no clipping).
-      refine_steps: Levenberg-Marquardt (Gauss-Newton) iterations after the Adam steps, each
-        on a fresh batch of ``refine_batch_size`` points with ``cg_iterations`` matrix-free
-        conjugate-gradient steps (0 disables).
-      refine_batch_size, cg_iterations: points and CG steps per Gauss-Newton iteration.
-      points_per_time: states sampled at each sampled time; the quadratic head's coefficients
-        at a time are computed once and applied to its states as matrix products. Must divide
-        ``batch_size`` and ``refine_batch_size`` (times ``num_devices``); not combinable with
-        the on-policy / adaptive pool.
-      head_form: ``"expanded"`` forms the head's Hessian ``H(tau) = sum_k T_k B_k`` once per
-        sampled time; ``"factored"`` applies the ``K`` basis matrices to all vectors of the
-        batch as one matrix product (``K`` times the flops, far less memory traffic). Same
-        values either way.
-      time_basis: Chebyshev polynomials in time of the quadratic head (>= 2).
-      width, depth: of the MLP correction.
-      correction: use the MLP correction (``None``: unless the game declares a quadratic
+      width: units per hidden layer of the MLP correction.
+      depth: hidden layers of the MLP correction.
+      time_basis: Chebyshev polynomials in time of the quadratic head (>= 2; ``None``: by
+        dimension).
+      correction: add the MLP correction (``None``: unless the game declares a quadratic
         value, ``game.quadratic_value``).
-      state_scale: standard deviation ``s`` of the sampled states around ``x0`` (also the
-        networks' input scale).
-      sampler: ``"gaussian"``, ``"box"`` or ``"multiscale"`` (`sample_points`).
-      on_policy_fraction, adaptive_fraction: fractions of each Adam batch drawn from a pool
-        of on-policy states and of residual-adaptive points; the pool of ``pool_size``
-        points is refreshed between chunks.
-      operator: ``"hvp"`` (exact Hessian-vector products), ``"hessian"`` (``jax.hessian``
-        reference) or ``"hutchinson"`` (unbiased sketch with ``num_probes`` probes).
-      gradient_weight: weight ``w`` of the state-gradient rows: the loss becomes
-        ``mean(R^2) + w mean(|s grad_x R|^2)`` (the exact solution has ``grad_x R = 0`` too,
-        and each point then gives ``d`` more equations per player and regime). 0 disables.
-      controlled_diffusion: ``None`` detects whether the controls enter the diffusion
-        (`ControlQuadraticGame.has_controlled_diffusion`); ``False`` skips the ``D``
-        columns, ``True`` always includes them.
-      dtype: ``None`` (the game's dtype), ``"float32"`` or ``"float64"``.
-      num_devices: devices of the ``"data"`` mesh the points are sharded over.
-      chunk_size: Adam steps per jitted ``lax.scan`` chunk (progress between chunks).
-      verbose: print progress.
-      reference_every: every this many chunks, record relative errors against the Riccati
-        reference (LQ games; 0 disables).
-      checkpoint_every: every this many chunks, write the checkpoint (with a directory).
-      divergence_factor: a loss above this multiple of the first loss counts as divergence.
-      diagnostic_points: points of the residual and parabolicity diagnostics (0 skips them).
+      head_form: how the head's Hessian is applied: ``"expanded"`` forms it once per sampled
+        time, ``"factored"`` applies its basis matrices to all vectors of the batch as one
+        matrix product (less memory traffic); same values either way (``None``: by dimension).
     """
 
-    concept: str = "stackelberg"
-    num_steps: int | None = None
+    width: int = 32
+    depth: int = 2
+    time_basis: int | None = None
+    correction: bool | None = None
+    head_form: str | None = None
+
+    _checks: ClassVar[dict] = {
+        "width": ("int", 1, False),
+        "depth": ("int", 1, False),
+        "time_basis": ("int", 2, True),
+        "correction": ("bool", None, True),
+    }
+    _choices: ClassVar[dict] = {"head_form": (None, "expanded", "factored")}
+
+
+@dataclasses.dataclass(frozen=True)
+class AdamConfig(_Settings):
+    """The Adam phase: steps on fresh batches with linear warm-up and cosine decay.
+
+    Attributes:
+      steps: Adam steps (0: Gauss-Newton only; ``None``: by game, `resolve_config`).
+      batch_size: collocation points per step (every player and regime at each point).
+      learning_rate: peak learning rate after the warm-up. ``None``: ``1e-2 sqrt(3 / B)`` with
+        ``B = (d + 1)(d + 2) / 2`` quadratic-head basis functions (Adam moves every
+        coefficient by about the learning rate, so the output moves like ``sqrt(B)`` times it).
+      final_learning_rate: learning rate at the end of the cosine decay (at most the peak).
+      warmup_steps: steps of linear warm-up from 0.
+      grad_clip: clip the global gradient norm to this value (``None``: no clipping).
+    """
+
+    steps: int | None = None
     batch_size: int = 256
     learning_rate: float | None = None
     final_learning_rate: float = 1e-4
     warmup_steps: int = 50
     grad_clip: float | None = None
-    refine_steps: int | None = None
-    refine_batch_size: int | None = None
+
+    _checks: ClassVar[dict] = {
+        "steps": ("int", 0, True),
+        "batch_size": ("int", 1, False),
+        "learning_rate": ("positive", None, True),
+        "final_learning_rate": ("nonnegative", None, False),
+        "warmup_steps": ("int", 0, False),
+        "grad_clip": ("positive", None, True),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussNewtonConfig(_Settings):
+    """The Levenberg-Marquardt (Gauss-Newton) refinement after the Adam steps; each iteration
+    draws a fresh batch and solves for its step with matrix-free conjugate gradients.
+
+    Attributes:
+      steps: iterations (0 disables; ``None``: by game and dimension).
+      batch_size: points per iteration (``None``: by dimension).
+      cg_iterations: conjugate-gradient steps per iteration (``None``: by dimension).
+    """
+
+    steps: int | None = None
+    batch_size: int | None = None
     cg_iterations: int | None = None
-    points_per_time: int | None = None
-    head_form: str | None = None
-    time_basis: int | None = None
-    width: int = 32
-    depth: int = 2
-    correction: bool | None = None
-    state_scale: float = 1.0
-    sampler: str = "gaussian"
+
+    _checks: ClassVar[dict] = {
+        "steps": ("int", 0, True),
+        "batch_size": ("int", 1, True),
+        "cg_iterations": ("int", 1, True),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig(_Settings):
+    """The collocation points: times uniform on ``[0, T]``, states around ``x0``.
+
+    Attributes:
+      distribution: law of the states, ``"gaussian"``, ``"box"`` or ``"multiscale"``
+        (`sample_points`).
+      scale: standard deviation ``s`` of the states around ``x0`` (also the networks' input
+        scale).
+      on_policy_fraction: fraction of each Adam batch drawn from states visited by the current
+        policies.
+      adaptive_fraction: fraction of each Adam batch drawn where the residual is large.
+      pool_size: points of the on-policy / adaptive pool, refreshed between chunks.
+    """
+
+    distribution: str = "gaussian"
+    scale: float = 1.0
     on_policy_fraction: float = 0.0
     adaptive_fraction: float = 0.0
     pool_size: int = 2048
-    operator: str = "hvp"
+
+    _checks: ClassVar[dict] = {
+        "scale": ("positive", None, False),
+        "on_policy_fraction": ("fraction", None, False),
+        "adaptive_fraction": ("fraction", None, False),
+        "pool_size": ("int", 1, False),
+    }
+    _choices: ClassVar[dict] = {"distribution": SAMPLERS}
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.on_policy_fraction + self.adaptive_fraction > 1:
+            raise ValueError(
+                "SamplerConfig.on_policy_fraction + adaptive_fraction must be <= 1, got "
+                f"{self.on_policy_fraction} + {self.adaptive_fraction}. Fix: lower one of them."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorConfig(_Settings):
+    """The residual rows: how the diffusion terms are evaluated and which rows enter the loss.
+
+    Attributes:
+      method: ``"hvp"`` (exact Hessian-vector products), ``"hessian"`` (``jax.hessian``,
+        a reference) or ``"hutchinson"`` (unbiased sketch of the diffusion columns).
+      num_probes: random probes of the ``"hutchinson"`` sketch.
+      gradient_weight: weight ``w`` of the state-gradient rows: the loss becomes
+        ``mean(R^2) + w mean(|s grad_x R|^2)`` (the exact solution has ``grad_x R = 0`` too, so
+        each point gives ``d`` more equations per player and regime; 0 disables; ``None``: by
+        dimension).
+      controlled_diffusion: include the diffusion columns of ``D`` (``None``: when the
+        controls enter the diffusion, `ControlQuadraticGame.has_controlled_diffusion`).
+    """
+
+    method: str = "hvp"
     num_probes: int = 8
     gradient_weight: float | None = None
     controlled_diffusion: bool | None = None
+
+    _checks: ClassVar[dict] = {
+        "num_probes": ("int", 1, False),
+        "gradient_weight": ("nonnegative", None, True),
+        "controlled_diffusion": ("bool", None, True),
+    }
+    _choices: ClassVar[dict] = {"method": OPERATOR_METHODS}
+
+
+@dataclasses.dataclass(frozen=True)
+class LayoutConfig(_Settings):
+    """How the computation is laid out: precision, devices, points per sampled time.
+
+    Attributes:
+      dtype: ``None`` (the game's dtype), ``"float32"`` or ``"float64"``.
+      num_devices: devices of the ``"data"`` mesh the points are split over.
+      points_per_time: states sampled at each sampled time; the head's coefficients at a time
+        are computed once and shared by its states (must divide both batch sizes times
+        ``num_devices``; not combinable with the on-policy / adaptive pool; ``None``: by
+        dimension).
+    """
+
     dtype: str | None = None
     num_devices: int = 1
-    chunk_size: int = 500
-    verbose: bool = True
-    reference_every: int = 0
-    checkpoint_every: int = 1
-    divergence_factor: float = 1e8
-    diagnostic_points: int = 256
+    points_per_time: int | None = None
 
-    def __post_init__(self):
-        for name, (kind, low, optional) in _FIELDS.items():
-            _check_field(name, getattr(self, name), kind, low, optional)
-        check_concept(self.concept)
-        for name, allowed in (
-            ("operator", OPERATOR_METHODS),
-            ("sampler", SAMPLERS),
-            ("dtype", (None, "float32", "float64")),
-            ("head_form", (None, "expanded", "factored")),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"SolverConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}."
-                )
-        refine = 1 if self.refine_steps is None else self.refine_steps
-        adam = 1 if self.num_steps is None else self.num_steps
-        if adam + refine < 1:
-            raise ValueError(
-                "SolverConfig.num_steps (Adam) and refine_steps (Gauss-Newton) must not both be "
-                f"0, got {self.num_steps} and {self.refine_steps}. Fix: give one of them steps."
-            )
-        if self.points_per_time is not None and self.points_per_time > 1:
-            per = self.points_per_time
-            for name in ("batch_size", "refine_batch_size"):
-                size = getattr(self, name)
-                if size is not None and size % (per * self.num_devices):
-                    raise ValueError(
-                        f"SolverConfig.{name}={size} must be divisible by points_per_time * "
-                        f"num_devices = {per * self.num_devices} (each sampled time carries "
-                        "points_per_time states; the times are split over the devices)."
-                    )
-            if self.num_pool_points > 0:
-                raise ValueError(
-                    "SolverConfig.points_per_time > 1 cannot be combined with on_policy_fraction "
-                    "or adaptive_fraction (pool points carry their own times). Fix: set "
-                    "points_per_time=1 (or None)."
-                )
-        if self.batch_size % self.num_devices:
-            raise ValueError(
-                f"SolverConfig.batch_size={self.batch_size} must be divisible by "
-                f"num_devices={self.num_devices} (points are split evenly over devices)."
-            )
-        if self.on_policy_fraction + self.adaptive_fraction > 1:
-            raise ValueError(
-                "SolverConfig.on_policy_fraction + adaptive_fraction must be <= 1, got "
-                f"{self.on_policy_fraction} + {self.adaptive_fraction}."
-            )
-
-    def replace(self, **changes) -> SolverConfig:
-        return dataclasses.replace(self, **changes)
-
-    @property
-    def num_pool_points(self) -> int:
-        """Points per batch drawn from the on-policy / adaptive pool."""
-        return int(round((self.on_policy_fraction + self.adaptive_fraction) * self.batch_size))
-
-    def _settings(self) -> str:
-        """Fields that change the optimisation path (checked when resuming; the step
-        budgets may grow: the run then continues)."""
-        skip = {
-            "chunk_size", "verbose", "reference_every", "checkpoint_every", "diagnostic_points",
-            "num_steps", "refine_steps",
-        }  # fmt: skip
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return repr({k: v for k, v in fields.items() if k not in skip})
+    _checks: ClassVar[dict] = {
+        "num_devices": ("int", 1, False),
+        "points_per_time": ("int", 1, True),
+    }
+    _choices: ClassVar[dict] = {"dtype": (None, "float32", "float64")}
 
 
-#: Type and lower bound of every numeric or boolean field: (kind, minimum, None allowed).
-_FIELDS = {
-    "num_steps": ("int", 0, True),
-    "batch_size": ("int", 1, False),
-    "learning_rate": ("positive", None, True),
-    "final_learning_rate": ("nonnegative", None, False),
-    "warmup_steps": ("int", 0, False),
-    "grad_clip": ("positive", None, True),
-    "refine_steps": ("int", 0, True),
-    "refine_batch_size": ("int", 1, True),
-    "cg_iterations": ("int", 1, True),
-    "points_per_time": ("int", 1, True),
-    "time_basis": ("int", 2, True),
-    "width": ("int", 1, False),
-    "depth": ("int", 1, False),
-    "correction": ("bool", None, True),
-    "state_scale": ("positive", None, False),
-    "on_policy_fraction": ("fraction", None, False),
-    "adaptive_fraction": ("fraction", None, False),
-    "pool_size": ("int", 1, False),
-    "num_probes": ("int", 1, False),
-    "gradient_weight": ("nonnegative", None, True),
-    "controlled_diffusion": ("bool", None, True),
-    "num_devices": ("int", 1, False),
-    "chunk_size": ("int", 1, False),
-    "verbose": ("bool", None, False),
-    "reference_every": ("int", 0, False),
-    "checkpoint_every": ("int", 1, False),
-    "divergence_factor": ("greater_than_one", None, False),
-    "diagnostic_points": ("int", 0, False),
+#: The groups of `SolverConfig`: field -> class.
+_GROUPS = {
+    "network": NetworkConfig,
+    "adam": AdamConfig,
+    "gauss_newton": GaussNewtonConfig,
+    "sampler": SamplerConfig,
+    "operator": OperatorConfig,
+    "layout": LayoutConfig,
 }
 
 
-def _check_field(name: str, value, kind: str, low, optional: bool) -> None:
-    """Type and range of one `SolverConfig` field (bools are bools, counts are ints, rates
-    are finite)."""
-    if value is None:
-        if optional:
-            return
-        raise TypeError(f"SolverConfig.{name} must not be None. Fix: pass a value or omit it.")
-    got = f"got {value!r} ({type(value).__name__})"
-    if kind == "bool":
-        if not isinstance(value, bool | np.bool_):
-            raise TypeError(f"SolverConfig.{name} must be a bool, {got}. Fix: pass True or False.")
-        return
-    if isinstance(value, bool | np.bool_):
-        raise TypeError(f"SolverConfig.{name} must be a number, {got}.")
-    if kind == "int":
-        if not isinstance(value, int | np.integer):
-            raise TypeError(
-                f"SolverConfig.{name} must be an int >= {low}, {got}. Fix: pass a whole number."
+@dataclasses.dataclass(frozen=True)
+class SolverConfig(_Settings):
+    """Settings of the neural solver, in groups.
+
+    Frozen and hashable: a static argument of the jitted pieces (changing a setting recompiles;
+    changing the game's values does not). ``None`` fields take a game- and dimension-dependent
+    default (`resolve_config`); ``Solution.config`` is resolved. Change one setting with
+    ``config.replace(adam=config.adam.replace(steps=500))``. The settings of the loop around
+    the jitted pieces (chunk size, progress, reference checks, checkpoints, diagnostics) are
+    arguments of `solve`.
+
+    Attributes:
+      concept: ``"stackelberg"`` or ``"nash"`` (zero-sum games are flagged on the game).
+      network: `NetworkConfig`, the value networks.
+      adam: `AdamConfig`, the Adam phase.
+      gauss_newton: `GaussNewtonConfig`, the Gauss-Newton refinement.
+      sampler: `SamplerConfig`, the collocation points.
+      operator: `OperatorConfig`, the residual rows.
+      layout: `LayoutConfig`, precision, devices and points per sampled time.
+    """
+
+    concept: str = "stackelberg"
+    network: NetworkConfig = NetworkConfig()
+    adam: AdamConfig = AdamConfig()
+    gauss_newton: GaussNewtonConfig = GaussNewtonConfig()
+    sampler: SamplerConfig = SamplerConfig()
+    operator: OperatorConfig = OperatorConfig()
+    layout: LayoutConfig = LayoutConfig()
+
+    def __post_init__(self):
+        for name, cls in _GROUPS.items():
+            value = getattr(self, name)
+            if not isinstance(value, cls):
+                raise TypeError(
+                    f"SolverConfig.{name} must be of type {cls.__name__}, got {value!r} "
+                    f"({type(value).__name__}). Fix: pass {name}=stackjax.{cls.__name__}(...)."
+                )
+        check_concept(self.concept)
+        adam, refine, layout = self.adam, self.gauss_newton, self.layout
+        if adam.steps == 0 and refine.steps == 0:
+            raise ValueError(
+                "AdamConfig.steps and GaussNewtonConfig.steps must not both be 0. Fix: give one "
+                "of them steps (or None for the default)."
             )
-        if value < low:
-            raise ValueError(f"SolverConfig.{name} must be >= {low}, {got}.")
-        return
-    if not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"SolverConfig.{name} must be a real number, {got}.")
-    value = float(value)
-    ok = {
-        "positive": math.isfinite(value) and value > 0,
-        "nonnegative": math.isfinite(value) and value >= 0,
-        "fraction": 0 <= value <= 1,
-        "greater_than_one": math.isfinite(value) and value > 1,
-    }[kind]
-    if not ok:
-        bound = {
-            "positive": "finite and > 0",
-            "nonnegative": "finite and >= 0",
-            "fraction": "in [0, 1]",
-            "greater_than_one": "finite and > 1",
-        }[kind]
-        raise ValueError(f"SolverConfig.{name} must be {bound}, {got}.")
+        devices = layout.num_devices
+        per = layout.points_per_time
+        if per is not None and per > 1:
+            sizes = {"AdamConfig": adam.batch_size, "GaussNewtonConfig": refine.batch_size}
+            for group, size in sizes.items():
+                if size is not None and size % (per * devices):
+                    raise ValueError(
+                        f"{group}.batch_size={size} must be divisible by "
+                        f"LayoutConfig.points_per_time * num_devices = {per * devices} (each "
+                        "sampled time carries points_per_time states; the times are split over "
+                        "the devices)."
+                    )
+            if self.num_pool_points > 0:
+                raise ValueError(
+                    "LayoutConfig.points_per_time > 1 cannot be combined with "
+                    "SamplerConfig.on_policy_fraction or adaptive_fraction (pool points carry "
+                    "their own times). Fix: set points_per_time=1 (or None)."
+                )
+        if adam.batch_size % devices:
+            raise ValueError(
+                f"AdamConfig.batch_size={adam.batch_size} must be divisible by "
+                f"LayoutConfig.num_devices={devices} (points are split evenly over devices)."
+            )
+
+    @property
+    def num_pool_points(self) -> int:
+        """Points per Adam batch drawn from the on-policy / adaptive pool."""
+        fraction = self.sampler.on_policy_fraction + self.sampler.adaptive_fraction
+        return int(round(fraction * self.adam.batch_size))
+
+    def _settings(self) -> str:
+        """The settings that change the optimisation path (checked when resuming; the step
+        budgets may grow: the run then continues)."""
+        settings = dataclasses.asdict(self)
+        del settings["adam"]["steps"], settings["gauss_newton"]["steps"]
+        return repr(settings)

@@ -32,14 +32,14 @@ LQ_GRADIENT_ROWS_DIMENSION = 5
 #: carries at most d / 2 vectors): the per-time [2, d, d] arrays outgrow the caches.
 FACTORED_HEAD_DIMENSION = 150
 
-#: The table of `resolve_config`: field -> (d < 20 quadratic, d < 20 with MLP, d >= 20 quadratic,
-#: d >= 20 with MLP).
+#: The table of `resolve_config`: (group, field) -> (d < 20 quadratic, d < 20 with MLP,
+#: d >= 20 quadratic, d >= 20 with MLP).
 DEFAULTS = {
-    "num_steps": (0, 2000, 0, 0),
-    "refine_steps": (20, 50, 30, 50),
-    "refine_batch_size": (512, 512, 256, 256),
-    "cg_iterations": (40, 40, 20, 20),
-    "time_basis": (8, 8, 3, 3),
+    ("adam", "steps"): (0, 2000, 0, 0),
+    ("gauss_newton", "steps"): (20, 50, 30, 50),
+    ("gauss_newton", "batch_size"): (512, 512, 256, 256),
+    ("gauss_newton", "cg_iterations"): (40, 40, 20, 20),
+    ("network", "time_basis"): (8, 8, 3, 3),
 }
 #: States per sampled time with the state-gradient rows.
 GROUPED_POINTS_PER_TIME = 8
@@ -51,29 +51,30 @@ def is_concrete(tree) -> bool:
 
 
 def uses_correction(game, config: SolverConfig) -> bool:
-    """Whether the value networks carry the MLP correction (`SolverConfig.correction`)."""
-    if config.correction is not None:
-        return bool(config.correction)
+    """Whether the value networks carry the MLP correction (`NetworkConfig.correction`)."""
+    if config.network.correction is not None:
+        return bool(config.network.correction)
     return not bool(getattr(game, "quadratic_value", False))
 
 
 def detect_controlled(game, config: SolverConfig) -> bool:
-    """Whether the controls enter the diffusion (static; `SolverConfig.controlled_diffusion`)."""
-    if config.controlled_diffusion is not None:
-        return bool(config.controlled_diffusion)
+    """Whether the controls enter the diffusion (static; `OperatorConfig.controlled_diffusion`)."""
+    if config.operator.controlled_diffusion is not None:
+        return bool(config.operator.controlled_diffusion)
     flag = getattr(game, "has_controlled_diffusion", True)
     return flag if isinstance(flag, bool) else True
 
 
 def float_dtype(game, config: SolverConfig):
-    """The solver's float dtype: ``config.dtype`` or the game's."""
-    if config.dtype is None:
+    """The solver's float dtype: ``config.layout.dtype`` or the game's."""
+    dtype = config.layout.dtype
+    if dtype is None:
         return game.initial_state.dtype
-    if config.dtype == "float64" and not jax.config.jax_enable_x64:
+    if dtype == "float64" and not jax.config.jax_enable_x64:
         raise ValueError(
-            "SolverConfig.dtype='float64' needs jax.config.update('jax_enable_x64', True)."
+            "LayoutConfig.dtype='float64' needs jax.config.update('jax_enable_x64', True)."
         )
-    return jnp.dtype(config.dtype)
+    return jnp.dtype(dtype)
 
 
 def cast_game(game, dtype):
@@ -90,52 +91,70 @@ def cast_game(game, dtype):
 def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
     """``config`` with every ``None`` field replaced by its value for ``game``.
 
-    ======================  ==========================  ===================================
-    field                   ``d < 20``                  ``d >= 20``
-    ======================  ==========================  ===================================
-    ``num_steps`` (Adam)    0 (2000 with MLP)           0 (Gauss-Newton only)
-    ``refine_steps``        20 (50 with MLP)            30 (50 with MLP)
-    ``refine_batch_size``   512                         256
-    ``cg_iterations``       40                          20
-    ``time_basis``          8                           3
-    ``gradient_weight``     1 from d = 5 (0 with MLP)   1
-    ``points_per_time``     8 with gradient rows        8 (1 with an on-policy/adaptive pool)
-    ``head_form``           ``"expanded"``              ``"factored"`` from d = 150 with at
-                                                        most ``d / 2`` vectors per time
-    ======================  ==========================  ===================================
+    ===============================  ==========================  ==========================
+    field                            ``d < 20``                  ``d >= 20``
+    ===============================  ==========================  ==========================
+    ``adam.steps``                   0 (2000 with MLP)           0 (Gauss-Newton only)
+    ``gauss_newton.steps``           20 (50 with MLP)            30 (50 with MLP)
+    ``gauss_newton.batch_size``      512                         256
+    ``gauss_newton.cg_iterations``   40                          20
+    ``network.time_basis``           8                           3
+    ``operator.gradient_weight``     1 from d = 5 (0 with MLP)   1
+    ``layout.points_per_time``       8 with gradient rows        8 (1 with an on-policy or
+                                                                 adaptive pool)
+    ``network.head_form``            ``"expanded"``              ``"factored"`` from d = 150
+                                                                 with at most ``d / 2``
+                                                                 vectors per time
+    ===============================  ==========================  ==========================
 
     "with MLP": the MLP correction (`uses_correction`: by default for games whose
-    ``quadratic_value`` flag is not set). `solve` and `make_train_step` resolve their config
-    first; ``Solution.config`` is the resolved one.
+    ``quadratic_value`` flag is not set). Learning rates are not resolved here
+    (`AdamConfig.learning_rate`). `solve` and `make_train_step` resolve their config first;
+    ``Solution.config`` is the resolved one.
     """
     config = SolverConfig() if config is None else config
     d = game.state_dim
     high = d >= HIGH_DIMENSION
     correction = uses_correction(game, config)
     column = 2 * high + correction
-    changes = {}
+    changes = {}  # (group, field) -> value
 
-    def default(name, value):
-        if getattr(config, name) is None:
-            changes[name] = value
+    def default(group, name, value):
+        if getattr(getattr(config, group), name) is None:
+            changes[group, name] = value
 
-    default("correction", correction)
-    for name, values in DEFAULTS.items():
-        default(name, values[column])
+    default("network", "correction", correction)
+    for (group, name), values in DEFAULTS.items():
+        default(group, name, values[column])
     rows = high or (not correction and d >= LQ_GRADIENT_ROWS_DIMENSION)
-    default("gradient_weight", 1.0 if rows else 0.0)
-    batch = changes.get("refine_batch_size", config.refine_batch_size)
-    per = GROUPED_POINTS_PER_TIME * config.num_devices
+    default("operator", "gradient_weight", 1.0 if rows else 0.0)
+    batch = changes.get(("gauss_newton", "batch_size"), config.gauss_newton.batch_size)
+    per = GROUPED_POINTS_PER_TIME * config.layout.num_devices
     group = (
-        rows and config.num_pool_points == 0 and config.batch_size % per == 0 and batch % per == 0
+        rows
+        and config.num_pool_points == 0
+        and config.adam.batch_size % per == 0
+        and batch % per == 0
     )
-    default("points_per_time", GROUPED_POINTS_PER_TIME if group else 1)
-    if config.head_form is None:
-        resolved = config.replace(**changes) if changes else config
+    default("layout", "points_per_time", GROUPED_POINTS_PER_TIME if group else 1)
+    if config.network.head_form is None:
+        resolved = _with_changes(config, changes)
         vectors = head_vectors_per_time(game, resolved, detect_controlled(game, resolved))
         factored = d >= FACTORED_HEAD_DIMENSION and 2 * vectors <= d
-        changes["head_form"] = "factored" if factored else "expanded"
-    return config.replace(**changes) if changes else config
+        changes["network", "head_form"] = "factored" if factored else "expanded"
+    return _with_changes(config, changes)
+
+
+def _with_changes(config: SolverConfig, changes: dict) -> SolverConfig:
+    """``config`` with ``changes`` ((group, field) -> value) applied to its groups."""
+    if not changes:
+        return config
+    groups = {}
+    for (group, name), value in changes.items():
+        groups.setdefault(group, {})[name] = value
+    return config.replace(
+        **{group: getattr(config, group).replace(**fields) for group, fields in groups.items()}
+    )
 
 
 def head_vectors_per_time(game, config: SolverConfig, controlled: bool) -> int:
@@ -145,12 +164,13 @@ def head_vectors_per_time(game, config: SolverConfig, controlled: bool) -> int:
     diffusion directions (``n`` noise columns, or ``num_probes`` sketched ones with the
     ``"hutchinson"`` operator; times ``1 + k1 + k2`` with a controlled diffusion).
     """
-    r = config.num_probes if config.operator == "hutchinson" else game.noise_dim
+    operator = config.operator
+    r = operator.num_probes if operator.method == "hutchinson" else game.noise_dim
     if controlled:
         r *= 1 + game.leader_dim + game.follower_dim
-    return int(config.points_per_time or 1) * (1 + int(r))
+    return int(config.layout.points_per_time or 1) * (1 + int(r))
 
 
 def refine_iterations(game, config: SolverConfig) -> int:
-    """Gauss-Newton iterations `solve` runs for ``game`` (resolves ``refine_steps=None``)."""
-    return int(resolve_config(game, config).refine_steps)
+    """Gauss-Newton iterations `solve` runs for ``game`` (resolves ``GaussNewtonConfig.steps``)."""
+    return int(resolve_config(game, config).gauss_newton.steps)

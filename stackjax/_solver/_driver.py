@@ -22,7 +22,7 @@ from .._protocol import validate_game
 from .._sampling import resample_by_residual, sample_on_policy, sample_points
 from .._sharding import replicate
 from .._validation import as_key
-from ._config import SolverConfig, TrainingDivergedWarning
+from ._config import SolverConfig, TrainingDivergedWarning, check_setting
 from ._defaults import (
     cast_game,
     detect_controlled,
@@ -47,8 +47,9 @@ def _refresh_pool(config, controlled, params, norm, game, key, *, num_points):
         params=jax.lax.stop_gradient(params), norm=norm, game=game,
         model=value_model(game, config), config=config, controlled=controlled,
     )  # fmt: skip
-    n_on = int(round(num_points * config.on_policy_fraction / (
-        config.on_policy_fraction + config.adaptive_fraction)))  # fmt: skip
+    sampler = config.sampler
+    n_on = int(round(num_points * sampler.on_policy_fraction / (
+        sampler.on_policy_fraction + sampler.adaptive_fraction)))  # fmt: skip
     n_ad = num_points - n_on
     k_on, k_cand, k_res, k_pick = jax.random.split(key, 4)
     parts_t, parts_x = [], []
@@ -58,7 +59,7 @@ def _refresh_pool(config, controlled, params, norm, game, key, *, num_points):
         parts_x.append(x_on)
     if n_ad > 0:
         t_c, x_c = sample_points(
-            game, k_cand, 4 * n_ad, scale=config.state_scale, distribution=config.sampler
+            game, k_cand, 4 * n_ad, scale=sampler.scale, distribution=sampler.distribution
         )
         r = jax.vmap(network.residual)(t_c, x_c, jax.random.split(k_res, t_c.shape[0]))
         size = jnp.sqrt(jnp.sum(r**2, axis=(1, 2)))
@@ -83,20 +84,24 @@ def solve(
     key: jax.Array,
     config: SolverConfig | None = None,
     *,
+    chunk_size: int = 500,
+    verbose: bool = True,
+    reference_every: int = 0,
+    checkpoint_every: int = 1,
+    diagnostic_points: int = 256,
     checkpoint_dir=None,
     stop_at_step: int | None = None,
     progress: Callable[[str, dict], None] | None = None,
 ) -> Solution:
     """Trains value networks of both players in every regime on the HJB residuals (§5.3).
 
-    Runs ``config.num_steps`` steps of `make_train_step`'s ``train_step`` in jitted
-    ``lax.scan`` chunks of ``config.chunk_size`` (step ``s`` uses the key
-    ``fold_in(k_train, s)``, so the result does not depend on the chunking), prints progress
-    between chunks (steps/s, loss, worst residual term, and the relative errors against the
-    Riccati reference every ``config.reference_every`` chunks for LQ games), and records the
-    history. With ``checkpoint_dir`` the state is saved between chunks and an existing
-    checkpoint there is resumed (same key and settings required); ``stop_at_step`` stops early
-    (after checkpointing), as an interruption would.
+    Runs ``config.adam.steps`` steps of `make_train_step`'s ``train_step`` in jitted
+    ``lax.scan`` chunks of ``chunk_size`` (step ``s`` uses the key ``fold_in(k_train, s)``, so
+    the result does not depend on the chunking), then the Gauss-Newton refinement, prints
+    progress between the jitted pieces and records the history. With ``checkpoint_dir`` the
+    state is saved between chunks and an existing checkpoint there is resumed (same key and
+    settings required); ``stop_at_step`` stops early (after checkpointing), as an interruption
+    would.
 
     On divergence (see the module docstring) training stops, the last good state is kept and a
     `TrainingDivergedWarning` is issued; ``solution.diagnostics["diverged"]`` is set.
@@ -109,11 +114,18 @@ def solve(
       game: an `LQGame` or any `ControlQuadraticGame`.
       key: PRNG key (consumed).
       config: `SolverConfig` (defaults if ``None``).
+      chunk_size: Adam steps per jitted ``lax.scan`` chunk (progress lines between chunks).
+      verbose: print progress (with `print_progress`, unless ``progress`` is given).
+      reference_every: every this many chunks (and Gauss-Newton iteration), record the
+        relative errors against the Riccati reference (LQ games; 0 disables).
+      checkpoint_every: with ``checkpoint_dir``, write the checkpoint every this many chunks.
+      diagnostic_points: points of the residual and parabolicity diagnostics
+        (`solution_diagnostics`; 0 skips them).
       checkpoint_dir: directory to checkpoint to and resume from (optional).
-      stop_at_step: stop once this many steps are done (optional).
+      stop_at_step: stop once this many Adam steps are done (optional).
       progress: ``progress(line, info)`` receives each progress line and its numbers
         (``phase``, ``step``, ``loss``, ``rate``, ...) between the jitted pieces; default
-        `print_progress` when ``config.verbose``, nothing under tracing.
+        `print_progress` when ``verbose``, nothing under tracing.
 
     Returns:
       `Solution`.
@@ -124,6 +136,15 @@ def solve(
             f"`config` must be a SolverConfig or None, got {type(config).__name__}. Fix: pass "
             "stackjax.SolverConfig(...)."
         )
+    for name, value, kind, low, optional in (
+        ("chunk_size", chunk_size, "int", 1, False),
+        ("verbose", verbose, "bool", None, False),
+        ("reference_every", reference_every, "int", 0, False),
+        ("checkpoint_every", checkpoint_every, "int", 1, False),
+        ("diagnostic_points", diagnostic_points, "int", 0, False),
+        ("stop_at_step", stop_at_step, "int", 0, True),
+    ):
+        check_setting(f"solve argument {name}", value, kind, low, optional)
     config = resolve_config(game, config)
     if is_concrete(game):  # the values may have changed since construction (`replace`)
         validate_game(game)
@@ -134,7 +155,7 @@ def solve(
     mesh = data_mesh(config)
     concrete = is_concrete((game, key))
     report = _Reporter(progress if progress is not None else
-                       (print_progress if config.verbose else None), concrete)  # fmt: skip
+                       (print_progress if verbose else None), concrete)  # fmt: skip
     k_init, k_train, k_diag, k_ref, k_pool = jax.random.split(key, 5)
     state = init(k_init)
     status = initial_status(game.num_regimes, dtype)
@@ -154,11 +175,12 @@ def solve(
         report(f"resumed from {checkpoint_dir} at step {int(state.step)}", phase="resume",
                step=int(state.step))  # fmt: skip
     done = int(state.step) if concrete else 0
-    target = config.num_steps if stop_at_step is None else min(config.num_steps, stop_at_step)
+    num_steps = config.adam.steps
+    target = num_steps if stop_at_step is None else min(num_steps, stop_at_step)
     state, game = replicate((state, game), mesh)
     good = state
     reference = None
-    if concrete and config.reference_every and getattr(game, "quadratic_value", False):
+    if concrete and reference_every and getattr(game, "quadratic_value", False):
         from .._riccati import riccati_reference
 
         reference = riccati_reference(game, concept=config.concept)
@@ -176,19 +198,19 @@ def solve(
     t_start = time.perf_counter()
     chunk_index = 0
     while done < target:
-        num = min(config.chunk_size, target - done)
+        num = min(chunk_size, target - done)
         tic = time.perf_counter()
         if config.num_pool_points > 0:
             pool_t, pool_x = _refresh_pool(
                 config, controlled, state.params, state.norm, game,
-                jax.random.fold_in(k_pool, done), num_points=config.pool_size,
+                jax.random.fold_in(k_pool, done), num_points=config.sampler.pool_size,
             )  # fmt: skip
             state = state.replace(pool_t=pool_t, pool_x=pool_x)
         # Always the full chunk length (one compilation); steps past `done + num` are skipped.
         stop = jnp.asarray(done + num, jnp.int32)
         state, good, status, metrics = run_chunk(
             game, state, good, status, k_train, stop,
-            config=config, controlled=controlled, num=config.chunk_size,
+            config=config, controlled=controlled, num=chunk_size,
         )  # fmt: skip
         metrics = jax.tree.map(lambda a, num=num: a[:num], metrics)
         chunks.append(metrics)
@@ -204,13 +226,13 @@ def solve(
             keep = max(first_bad - (done - num), 0)
             chunks[-1] = jax.tree.map(lambda a, keep=keep: a[:keep], metrics)
             break
-        if reference is not None and chunk_index % config.reference_every == 0:
+        if reference is not None and chunk_index % reference_every == 0:
             check(done)
         if report.active:
             terms = np.asarray(metrics["residual"][-1])
             worst = np.unravel_index(np.argmax(terms), terms.shape)
             line = (
-                f"step {done}/{config.num_steps}  loss {loss[-1]:.3e}  "
+                f"step {done}/{num_steps}  loss {loss[-1]:.3e}  "
                 f"(worst: {PLAYERS[worst[0]]} regime {worst[1]} {terms[worst]:.2e})  "
                 f"{num / elapsed:.0f} steps/s{' incl. compilation' if chunk_index == 1 else ''}"
             )
@@ -220,9 +242,7 @@ def solve(
                     f"policy mean {np.max(errors['mean'][-1]):.2e}"
                 )
             report(line, phase="adam", step=done, loss=float(loss[-1]), rate=num / elapsed)
-        if checkpoint_dir is not None and (
-            chunk_index % config.checkpoint_every == 0 or done >= target
-        ):
+        if checkpoint_dir is not None and (chunk_index % checkpoint_every == 0 or done >= target):
             hist = _concat_history(history, chunks)
             save_checkpoint(checkpoint_dir, state, hist, key_data=key_data, settings=settings)
     # Gauss-Newton refinement once all Adam steps are done (not after an interruption).
@@ -232,15 +252,15 @@ def solve(
     done_refine = int(state.refine_step) if concrete else 0
     refine_total = refine_iterations(game, config)
     stopped = concrete and bool(status.diverged)
-    if not stopped and done >= config.num_steps and done_refine < refine_total:
-        if stop_at_step is None or stop_at_step > config.num_steps:
+    if not stopped and done >= num_steps and done_refine < refine_total:
+        if stop_at_step is None or stop_at_step > num_steps:
             tic = time.perf_counter()
             # Iteration j uses fold_in(key, j), so splitting the iterations into pieces does not
             # change the result: one per reference check, a few for progress lines, else one.
             pieces = _refine_pieces(
                 refine_total - done_refine, reference is not None, report.active
             )
-            k_refine = jax.random.fold_in(k_train, config.num_steps + 1)
+            k_refine = jax.random.fold_in(k_train, num_steps + 1)
             for piece in pieces:
                 tic_piece = time.perf_counter()
                 start = state.refine_step
@@ -310,12 +330,12 @@ def solve(
         full_history["value_error"] = np.zeros((0, 2, m))
         full_history["mean_error"] = np.zeros((0, 2, m))
     diagnostics = {}
-    if config.diagnostic_points > 0:
+    if diagnostic_points > 0:
         network = NetworkValue(
             params=state.params, norm=state.norm, game=game, model=value_model(game, config),
             config=config, controlled=controlled,
         )  # fmt: skip
-        diagnostics = dict(_diagnostics(network, k_diag, num_points=config.diagnostic_points))
+        diagnostics = dict(_diagnostics(network, k_diag, num_points=diagnostic_points))
     diagnostics["diverged"] = status.diverged
     diagnostics["train_seconds"] = train_seconds
     if concrete:
@@ -383,7 +403,7 @@ def _warn_parabolicity(game, controlled, diagnostics) -> None:
             f"§5.4): negative margin at fractions {np.round(fraction, 3).tolist()} of the points "
             f"per regime (min {np.round(worst, 4).tolist()}). There a small residual does not "
             "imply a small error. Fix: sample where the margin is positive (smaller "
-            "state_scale) or add uncontrolled noise to the game.",
+            "SamplerConfig.scale) or add uncontrolled noise to the game.",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -77,16 +77,16 @@ def linearized_residuals(network, unravel, flat, t, x, keys):
 def refine(game, state, base_key, *, config, controlled, num, cg_unroll=1):
     """``num`` Levenberg-Marquardt iterations on the normalised residual vector.
 
-    Iteration ``j`` draws ``refine_batch_size`` points from ``fold_in(key, j)``, linearises the
-    residual vector ``r(theta)`` (scaled so that the loss is ``|r|^2``) and solves
+    Iteration ``j`` draws ``GaussNewtonConfig.batch_size`` points from ``fold_in(key, j)``,
+    linearises the residual vector ``r(theta)`` (scaled so that the loss is ``|r|^2``), solves
     ``(J^T J + mu I) delta = -J^T r`` by conjugate gradients with Jacobian-vector and
     vector-Jacobian products (no Jacobian is formed). The step is accepted if it lowers the
     loss on the batch (then ``mu /= 3``), otherwise rejected (``mu *= 4``). ``cg_unroll``
     (static) is passed to `pcg` as ``unroll``; the result does not depend on it.
 
-    Every iterate is also scored on one fixed evaluation batch (``refine_batch_size`` points
-    from ``fold_in(key, -1)``); ``state.best_params`` keeps the best iterate so far (the
-    starting parameters count as iteration ``-1``), which `solve` returns.
+    Every iterate is also scored on one fixed evaluation batch (as many points, from
+    ``fold_in(key, int32 max)``); ``state.best_params`` keeps the best iterate so far (the starting
+    parameters count as iteration ``-1``), which `solve` returns.
 
     Returns:
       ``(state, (loss_before [num], loss_after [num], evaluation_loss [num]))``.
@@ -96,7 +96,7 @@ def refine(game, state, base_key, *, config, controlled, num, cg_unroll=1):
     mesh = data_mesh(config)
     flat, unravel = jax.flatten_util.ravel_pytree(state.params)
     best_flat, _ = jax.flatten_util.ravel_pytree(state.best_params)
-    n = config.refine_batch_size
+    n = config.gauss_newton.batch_size
     k_pts, k_op = jax.random.split(jax.random.fold_in(base_key, jnp.iinfo(jnp.int32).max))
     evaluation = sample_batch(network.game, config, k_pts, k_op, n, mesh)
 
@@ -128,7 +128,7 @@ def refine(game, state, base_key, *, config, controlled, num, cg_unroll=1):
         probes = jax.random.rademacher(jax.random.fold_in(k_op, 1), (8, r.shape[0]), dtype=r.dtype)
         diag = jnp.mean(jax.vmap(lambda v: vjp_fn(v) ** 2)(probes), axis=0)
         scale = diag + mu + 1e-12 * jnp.max(diag)
-        delta = pcg(normal_matvec, -grad, scale, config.cg_iterations, cg_unroll)
+        delta = pcg(normal_matvec, -grad, scale, config.gauss_newton.cg_iterations, cg_unroll)
         new = flat + delta
         loss_old, loss_new = jnp.sum(r**2), jnp.sum(residual_vector(new) ** 2)
         accept = jnp.isfinite(loss_new) & (loss_new < loss_old)

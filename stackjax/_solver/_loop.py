@@ -1,6 +1,6 @@
 """Guarded Adam chunks (`lax.scan`) and the traced result code of a run.
 
-A step whose loss is non-finite or exceeds ``divergence_factor`` times the first loss, or whose
+A step whose loss is non-finite or exceeds `DIVERGENCE_FACTOR` times the first loss, or whose
 update makes the parameters non-finite, stops training. The loss of step ``s`` is evaluated at
 the parameters *before* update ``s``, so a state counts as good only once its own loss has been
 seen: the loop carries the last such state and returns it on divergence. The outcome is a
@@ -17,7 +17,10 @@ from flax import struct
 
 from ._step import make_train_step
 
-__all__ = ["RESULT_CODES", "Status", "initial_status", "run_chunk"]
+__all__ = ["DIVERGENCE_FACTOR", "RESULT_CODES", "Status", "initial_status", "run_chunk"]
+
+#: A loss above this multiple of the first loss counts as divergence (result code 3).
+DIVERGENCE_FACTOR = 1e8
 
 #: Result codes of a run (``Status.code``): 0 is success.
 RESULT_CODES = {
@@ -92,7 +95,7 @@ def run_chunk(game, state, good, status, base_key, stop, *, config, controlled, 
         )
         loss = metrics["loss"]
         first = jnp.where(jnp.isnan(status.first_loss) & active, loss, status.first_loss)
-        loss_ok = jnp.isfinite(loss) & ~(loss > config.divergence_factor * first)
+        loss_ok = jnp.isfinite(loss) & ~(loss > DIVERGENCE_FACTOR * first)
         params_ok = _all_finite(new.params)
         code = jnp.where(
             ~jnp.isfinite(loss), 1, jnp.where(~loss_ok, 3, jnp.where(~params_ok, 2, 0))

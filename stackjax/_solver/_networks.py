@@ -195,8 +195,8 @@ class ValueModel:
 
         Computing them once per sampled time and applying them to many states turns the
         per-point ``[p, d, d]`` work of the quadratic head (forming ``A(tau)``, its gradient
-        and Hessian products) into matrix products shared by the batch (`SolverConfig`
-        ``points_per_time``).
+        and Hessian products) into matrix products shared by the batch
+        (`LayoutConfig.points_per_time`).
 
         Args:
           params_i: parameters of one regime (no leading ``[m]`` axis).
@@ -209,7 +209,7 @@ class ValueModel:
         basis = self.hessian_basis(params_i)  # [K, p, d, d]
         # Multiply-sum, not einsum: XLA:CPU feeds the einsum's cotangent (a dot over the times)
         # from a transposed [2 d^2, G] copy, slower at moderate d; large d uses the factored
-        # form instead (`SolverConfig.head_form`; docs/performance.md).
+        # form instead (`NetworkConfig.head_form`; docs/performance.md).
         return QuadraticCoefficients(
             hessian=jnp.sum(feats[:, None, None, None] * basis, axis=0),
             linear=(feats @ heads["linear"].reshape(K, -1)).reshape(p, self.state_dim),
@@ -250,7 +250,7 @@ class ValueModel:
 
         The head's Hessian stays ``sum_k T_k(2 tau - 1) B_k`` (`QuadraticCoefficients`,
         factored form): only the ``[G, K]`` time features and the small linear and constant
-        coefficients are evaluated per time. `SolverConfig.head_form` says when the solver uses
+        coefficients are evaluated per time. `NetworkConfig.head_form` says when the solver uses
         this form instead of `time_coefficients` per time.
 
         Args:

@@ -14,9 +14,9 @@ from .._operators import diffusion_margin, parabolicity_margin
 from .._residual import coupled_residual
 from .._sampling import sample_points
 from .._validation import as_key
-from ._config import SolverConfig
+from ._config import SolverConfig, check_setting
 from ._defaults import is_concrete
-from ._loop import RESULT_CODES, Status
+from ._loop import DIVERGENCE_FACTOR, RESULT_CODES, Status
 from ._step import TrainState
 from ._value import NetworkValue, value_model
 
@@ -115,9 +115,10 @@ def _diagnostics(network: NetworkValue, key, *, num_points: int):
     """Parabolicity margins, well-posedness and residual RMS on ``num_points`` points."""
     network = jax.lax.stop_gradient(network.with_exact_operators())
     config, game = network.config, network.game
+    sampler = config.sampler
     k_pts, k_dir = jax.random.split(key)
     t, x = sample_points(
-        game, k_pts, num_points, scale=config.state_scale, distribution=config.sampler
+        game, k_pts, num_points, scale=sampler.scale, distribution=sampler.distribution
     )
 
     def at(ti, xi, ki):
@@ -146,8 +147,9 @@ def _diagnostics(network: NetworkValue, key, *, num_points: int):
     }
 
 
-def solution_diagnostics(solution: Solution, key: jax.Array) -> dict:
-    """Diagnostics of a solution on ``config.diagnostic_points`` points of the sampling law.
+def solution_diagnostics(solution: Solution, key: jax.Array, *, num_points: int = 256) -> dict:
+    """Diagnostics of a solution on ``num_points`` points of the sampling law
+    (`SamplerConfig`).
 
     Returns a dict with ``residual_rms [2, m]``, ``residual_relative [2, m]`` (divided by the
     RMS of ``dV/dt``, docs/math.md §9.4), ``parabolicity_min [m]`` and
@@ -155,7 +157,8 @@ def solution_diagnostics(solution: Solution, key: jax.Array) -> dict:
     the pointwise problem is not well posed, §4.5).
     """
     key = as_key(key)
-    return _diagnostics(solution.network, key, num_points=solution.config.diagnostic_points)
+    check_setting("solution_diagnostics argument num_points", num_points, "int", 1)
+    return _diagnostics(solution.network, key, num_points=num_points)
 
 
 def divergence_message(status: Status, config: SolverConfig) -> str:
@@ -189,16 +192,16 @@ def divergence_message(status: Status, config: SolverConfig) -> str:
     elif code == 3:
         worst = np.unravel_index(np.nanargmax(terms), terms.shape)
         what = (
-            f"the loss exploded to {loss:.3g} (> divergence_factor={config.divergence_factor:g} "
-            f"times the first loss); largest residual term: {PLAYERS[worst[0]]} regime "
+            f"the loss exploded to {loss:.3g} (> {DIVERGENCE_FACTOR:g} times the first "
+            f"loss); largest residual term: {PLAYERS[worst[0]]} regime "
             f"{worst[1]} ({terms[worst]:.3g})"
         )
     else:
         what = RESULT_CODES.get(code, f"result code {code}")
     good = step if code == 2 else max(step - 1, 0)
+    rate = config.adam.learning_rate if config.adam.learning_rate is not None else "the default"
     return (
         f"stackjax.solve diverged at step {step}: {what}. Training stopped and the last good "
-        f"state (step {good}) is returned. Fix: lower learning_rate (now "
-        f"{config.learning_rate if config.learning_rate is not None else 'the default'}), set "
-        "grad_clip, or check the game's well-posedness."
+        f"state (step {good}) is returned. Fix: lower AdamConfig.learning_rate (now {rate}), "
+        "set AdamConfig.grad_clip, or check the game's well-posedness."
     )

@@ -56,48 +56,54 @@ class TrainState(struct.PyTreeNode):
 
 
 def learning_rate(config: SolverConfig, state_dim: int) -> float:
-    """Peak Adam learning rate (`SolverConfig.learning_rate`, or its default)."""
-    if config.learning_rate is not None:
-        return float(config.learning_rate)
+    """Peak Adam learning rate (`AdamConfig.learning_rate`, or its default)."""
+    if config.adam.learning_rate is not None:
+        return float(config.adam.learning_rate)
     basis = (state_dim + 1) * (state_dim + 2) / 2
     return 1e-2 * float(np.sqrt(3.0 / basis))
 
 
 def _optimizer(config: SolverConfig, state_dim: int) -> optax.GradientTransformation:
     lr = learning_rate(config, state_dim)
+    settings = config.adam
     schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0 if config.warmup_steps > 0 else lr,
+        init_value=0.0 if settings.warmup_steps > 0 else lr,
         peak_value=lr,
-        warmup_steps=config.warmup_steps,
-        decay_steps=max(config.num_steps, config.warmup_steps + 1),
-        end_value=min(config.final_learning_rate, lr),
+        warmup_steps=settings.warmup_steps,
+        decay_steps=max(settings.steps, settings.warmup_steps + 1),
+        end_value=min(settings.final_learning_rate, lr),
     )
     # eps_root > 0 keeps d sqrt(v) finite at v = 0, so jax.grad can pass through training.
     adam = optax.adam(schedule, eps_root=1e-20)
-    if config.grad_clip is None:
+    if settings.grad_clip is None:
         return adam
-    return optax.chain(optax.clip_by_global_norm(config.grad_clip), adam)
+    return optax.chain(optax.clip_by_global_norm(settings.grad_clip), adam)
 
 
 def sample_batch(game, config: SolverConfig, point_key, operator_key, num: int, mesh=None):
     """``num`` collocation points grouped by time: ``(t [G], x [G, P, d], keys [G, P])``.
 
-    ``G = num / P`` times, each shared by ``P = config.points_per_time`` states, drawn from
-    ``point_key`` (the operator keys from ``operator_key``), sharded over the ``"data"`` mesh
-    along ``G`` when ``mesh`` is given.
+    ``G = num / P`` times, each shared by ``P = config.layout.points_per_time`` states, drawn
+    from ``point_key`` (the operator keys from ``operator_key``), sharded over the ``"data"``
+    mesh along ``G`` when ``mesh`` is given.
     """
-    t, x = sample_points(
-        game, point_key, num, scale=config.state_scale, distribution=config.sampler
-    )
-    per = int(config.points_per_time)
+    t, x = _sample(game, point_key, config, num)
+    per = int(config.layout.points_per_time)
     t, x = t[: num // per], x.reshape(num // per, per, -1)
     keys = jax.random.split(operator_key, num).reshape(num // per, per)
     return shard_points((t, x, keys), mesh)
 
 
+def _sample(game, key, config: SolverConfig, num: int):
+    """``num`` points ``(t [num], x [num, d])`` of the configured sampling law."""
+    sampler = config.sampler
+    return sample_points(game, key, num, scale=sampler.scale, distribution=sampler.distribution)
+
+
 def data_mesh(config: SolverConfig):
-    """The ``"data"`` mesh of ``config.num_devices`` devices (``None`` for one device)."""
-    return make_data_mesh(config.num_devices) if config.num_devices > 1 else None
+    """The ``"data"`` mesh of ``config.layout.num_devices`` devices (``None`` for one)."""
+    devices = config.layout.num_devices
+    return make_data_mesh(devices) if devices > 1 else None
 
 
 def make_train_step(game, config: SolverConfig | None = None, *, controlled: bool | None = None):
@@ -123,16 +129,14 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     optimizer = _optimizer(config, game.state_dim)
     mesh = data_mesh(config)
     num_pool = config.num_pool_points
+    batch_size = config.adam.batch_size
 
     def init(key: jax.Array) -> TrainState:
         key = as_key(key)
         params = model.init(key, dtype)
-        norm = estimate_normalization(game, config.state_scale)
-        pool_size = config.pool_size if num_pool > 0 else 0
-        pool_t, pool_x = sample_points(
-            game, jax.random.fold_in(key, 1), pool_size,
-            scale=config.state_scale, distribution=config.sampler,
-        )  # fmt: skip
+        norm = estimate_normalization(game, config.sampler.scale)
+        pool_size = config.sampler.pool_size if num_pool > 0 else 0
+        pool_t, pool_x = _sample(game, jax.random.fold_in(key, 1), config, pool_size)
         return TrainState(
             params=params,
             opt_state=optimizer.init(params),
@@ -156,18 +160,15 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
         key = as_key(key)
         g = game if game_values is None else cast_game(game_values, dtype)
         k_sample, k_pool, k_op = jax.random.split(key, 3)
-        if config.points_per_time > 1:  # (no pool then, see `points_per_time`)
-            t, x, keys = sample_batch(g, config, k_sample, k_op, config.batch_size, mesh)
+        if config.layout.points_per_time > 1:  # (no pool then, see `points_per_time`)
+            t, x, keys = sample_batch(g, config, k_sample, k_op, batch_size, mesh)
         else:
-            t, x = sample_points(
-                g, k_sample, config.batch_size, scale=config.state_scale,
-                distribution=config.sampler,
-            )  # fmt: skip
+            t, x = _sample(g, k_sample, config, batch_size)
             if num_pool > 0:
                 idx = jax.random.randint(k_pool, (num_pool,), 0, state.pool_t.shape[0])
                 t = t.at[:num_pool].set(state.pool_t[idx])
                 x = x.at[:num_pool].set(state.pool_x[idx])
-            keys = jax.random.split(k_op, config.batch_size)
+            keys = jax.random.split(k_op, batch_size)
             t, x, keys = shard_points((t, x, keys), mesh)
 
         def loss_fn(params):

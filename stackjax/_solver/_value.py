@@ -42,10 +42,10 @@ def value_model(game, config: SolverConfig) -> ValueModel:
         state_dim=game.state_dim,
         num_regimes=game.num_regimes,
         zero_sum=bool(game.zero_sum),
-        time_basis=config.time_basis,
-        width=config.width,
-        depth=config.depth,
-        correction=config.correction,
+        time_basis=config.network.time_basis,
+        width=config.network.width,
+        depth=config.network.depth,
+        correction=config.network.correction,
     )
 
 
@@ -63,7 +63,7 @@ class NetworkValue(struct.PyTreeNode):
       model: static `ValueModel`.
       config: static resolved `SolverConfig` (operator, concept, gradient rows, layout).
       controlled: static; whether the diffusion columns of ``D`` are included.
-      exact: static; exact Hessian products whatever ``config.operator`` (policies,
+      exact: static; exact Hessian products whatever ``config.operator.method`` (policies,
         diagnostics).
     """
 
@@ -118,14 +118,14 @@ class NetworkValue(struct.PyTreeNode):
         p_i, key, qc, qc_t = local
         model, norm, game, config = self.model, self.norm, self.game, self.config
         t, x = jnp.asarray(t, self.dtype), jnp.asarray(x, self.dtype)
-        operator = "hvp" if self.exact else config.operator
+        operator = "hvp" if self.exact else config.operator.method
 
         def value_at(s, z, c):
             return model.regime_value_at(p_i, norm, game, i, s, z, c)
 
         v, v_t = jax.jvp(lambda s, c: value_at(s, x, c), (t, qc), (jnp.ones_like(t), qc_t))
         if operator == "hutchinson":
-            coef = sketch_diffusion(coef, key, config.num_probes)
+            coef = sketch_diffusion(coef, key, config.operator.num_probes)
         if operator == "hessian":  # reference: autodiff through the whole value function
             y, hp = gradient_and_products(
                 lambda z: model.regime_value(p_i, norm, game, i, t, z), x, coef,
@@ -203,7 +203,7 @@ class NetworkValue(struct.PyTreeNode):
     def _head_coefficients(self, t):
         """Per-time head coefficients for a batch of times ``t [G]`` (factored form), or
         ``None`` (each group computes its own expanded coefficients)."""
-        if self.config.head_form == "factored":
+        if self.config.network.head_form == "factored":
             return self.model.factored_coefficients(self.params, self.norm, t)
         return None
 
@@ -239,7 +239,7 @@ class NetworkValue(struct.PyTreeNode):
         """``(r [N, 2, m], vector [R])``: the residuals and the flat vector whose sum of
         squares over ``r.size`` is the training loss (residual rows, then the weighted
         state-gradient rows when ``gradient_weight > 0``)."""
-        weight = float(self.config.gradient_weight)
+        weight = float(self.config.operator.gradient_weight)
         if weight > 0:
             r, jac = self.batch_residual_gradients(t, x, keys)
             w = jnp.sqrt(jnp.asarray(weight, r.dtype))

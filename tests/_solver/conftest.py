@@ -3,18 +3,25 @@
 import jax
 import pytest
 
-from stackjax import SolverConfig
+from stackjax import AdamConfig, GaussNewtonConfig, SolverConfig
 
 TINY = SolverConfig(
-    num_steps=20, chunk_size=10, batch_size=32, refine_steps=0, diagnostic_points=0,
-    verbose=False,
-)  # fmt: skip
+    adam=AdamConfig(steps=20, batch_size=32), gauss_newton=GaussNewtonConfig(steps=0)
+)
+#: `solve`'s loop arguments of the tiny runs.
+QUIET = {"chunk_size": 10, "diagnostic_points": 0, "verbose": False}
 
 
 @pytest.fixture
 def tiny() -> SolverConfig:
-    """20 Adam steps of 32 points, no refinement, no diagnostics, silent."""
+    """20 Adam steps of 32 points, no refinement."""
     return TINY
+
+
+@pytest.fixture
+def quiet() -> dict:
+    """`solve` arguments: chunks of 10 steps, no diagnostics, silent."""
+    return dict(QUIET)
 
 
 @pytest.fixture

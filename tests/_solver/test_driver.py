@@ -12,6 +12,10 @@ import numpy as np
 import pytest
 
 from stackjax import (
+    AdamConfig,
+    GaussNewtonConfig,
+    LayoutConfig,
+    SamplerConfig,
     SolverConfig,
     TrainingDivergedWarning,
     evaluate,
@@ -22,9 +26,10 @@ from stackjax import (
 
 # float32 training (the library default without x64); errors are measured in float64.
 ACCURACY = SolverConfig(
-    num_steps=1000, chunk_size=500, batch_size=256, refine_steps=4, refine_batch_size=256,
-    cg_iterations=30, dtype="float32", verbose=False, diagnostic_points=64,
-)  # fmt: skip
+    adam=AdamConfig(steps=1000, batch_size=256),
+    gauss_newton=GaussNewtonConfig(steps=4, batch_size=256, cg_iterations=30),
+    layout=LayoutConfig(dtype="float32"),
+)
 
 
 @pytest.mark.slow
@@ -34,7 +39,10 @@ ACCURACY = SolverConfig(
 )
 def test_trained_solution_matches_riccati(name, concept):
     game = {"cross_term": examples.cross_term_game, "zero_sum": examples.zero_sum_game}[name]()
-    solution = solve(game, jax.random.key(0), ACCURACY.replace(concept=concept))
+    solution = solve(
+        game, jax.random.key(0), ACCURACY.replace(concept=concept), verbose=False,
+        diagnostic_points=64,
+    )  # fmt: skip
     reference = riccati_reference(game, concept=concept)
     err = evaluate(solution, reference, jax.random.key(1), num_points=2048)
     assert not solution.diverged
@@ -49,18 +57,19 @@ def test_trained_solution_matches_riccati(name, concept):
     if game.zero_sum:
         np.testing.assert_array_equal(v[1], -v[0])
     assert np.all(np.asarray(solution.diagnostics["parabolicity_min"]) >= 0)
-    assert solution.history["loss"].shape == (ACCURACY.num_steps,)
+    assert solution.history["loss"].shape == (ACCURACY.adam.steps,)
     assert solution.history["loss"][-1] < 1e-2 * solution.history["loss"][0]
 
 
 @pytest.mark.slow
-def test_solve_under_vmap_matches_loop_and_grad_is_finite(tiny):
+def test_solve_under_vmap_matches_loop_and_grad_is_finite(tiny, quiet):
     game = examples.cross_term_game()
-    config = tiny.replace(num_steps=6, chunk_size=6)
+    config = tiny.replace(adam=tiny.adam.replace(steps=6))
+    quiet["chunk_size"] = 6
     keys = jax.random.split(jax.random.key(0), 2)
-    batched = jax.vmap(lambda k: solve(game, k, config))(keys)
+    batched = jax.vmap(lambda k: solve(game, k, config, **quiet))(keys)
     for i in [1]:
-        single = solve(game, keys[i], config)
+        single = solve(game, keys[i], config, **quiet)
         np.testing.assert_allclose(batched.history["loss"][i], single.history["loss"], rtol=1e-9)
         np.testing.assert_allclose(
             jax.tree.map(lambda a, i=i: a[i], batched).value(0.3, game.x0),
@@ -69,23 +78,26 @@ def test_solve_under_vmap_matches_loop_and_grad_is_finite(tiny):
         )
 
     def value_at_x0(lam):
-        return solve(game.replace(lam=lam), keys[0], config).value(0.0, game.x0)[0, 0]
+        return solve(game.replace(lam=lam), keys[0], config, **quiet).value(0.0, game.x0)[0, 0]
 
     grad = jax.grad(value_at_x0)(game.lam)
     assert grad.shape == (2,) and np.all(np.isfinite(grad)) and np.any(grad != 0)
 
 
 @pytest.mark.slow
-def test_grad_through_refinement_matches_finite_differences(tiny):
+def test_grad_through_refinement_matches_finite_differences(tiny, quiet):
     """``jax.grad`` through Adam steps and Gauss-Newton refinement (unrolled CG) equals central
     finite differences of the whole `solve` (float64)."""
     game = examples.cross_term_game()
     config = tiny.replace(
-        num_steps=6, chunk_size=6, refine_steps=2, refine_batch_size=16, cg_iterations=3
+        adam=tiny.adam.replace(steps=6),
+        gauss_newton=GaussNewtonConfig(steps=2, batch_size=16, cg_iterations=3),
     )
+    quiet["chunk_size"] = 6
 
     def value_at_x0(lam):
-        return solve(game.replace(lam=lam), jax.random.key(0), config).value(0.0, game.x0)[0, 0]
+        solution = solve(game.replace(lam=lam), jax.random.key(0), config, **quiet)
+        return solution.value(0.0, game.x0)[0, 0]
 
     lam = jnp.asarray(game.lam)
     grad = jax.grad(value_at_x0)(lam)
@@ -96,24 +108,29 @@ def test_grad_through_refinement_matches_finite_differences(tiny):
 
 
 @pytest.mark.slow
-def test_sharded_and_unsharded_losses_agree(tiny):
+def test_sharded_and_unsharded_losses_agree(tiny, quiet):
     assert jax.device_count() >= 8, "conftest forces 8 CPU devices"
     game = examples.cross_term_game()
-    config = tiny.replace(batch_size=64, dtype="float32", num_steps=10, chunk_size=10)
-    single = solve(game, jax.random.key(0), config)
-    sharded = solve(game, jax.random.key(0), config.replace(num_devices=8))
+    config = tiny.replace(
+        adam=tiny.adam.replace(batch_size=64, steps=10), layout=LayoutConfig(dtype="float32")
+    )
+    single = solve(game, jax.random.key(0), config, **quiet)
+    sharded_config = config.replace(layout=config.layout.replace(num_devices=8))
+    sharded = solve(game, jax.random.key(0), sharded_config, **quiet)
     np.testing.assert_allclose(sharded.history["loss"], single.history["loss"], rtol=2e-5)
     chex.assert_trees_all_close(sharded.state.params, single.state.params, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.slow
-def test_resume_gives_the_same_parameters(tiny, tmp_path):
+def test_resume_gives_the_same_parameters(tiny, quiet, tmp_path):
     game = examples.controlled_diffusion_game()
-    config = tiny.replace(refine_steps=2, refine_batch_size=16, cg_iterations=3)
-    one_run = solve(game, jax.random.key(0), config)
-    first = solve(game, jax.random.key(0), config, checkpoint_dir=tmp_path, stop_at_step=10)
+    config = tiny.replace(gauss_newton=GaussNewtonConfig(steps=2, batch_size=16, cg_iterations=3))
+    one_run = solve(game, jax.random.key(0), config, **quiet)
+    first = solve(
+        game, jax.random.key(0), config, checkpoint_dir=tmp_path, stop_at_step=10, **quiet
+    )
     assert int(first.state.step) == 10 and int(first.state.refine_step) == 0
-    resumed = solve(game, jax.random.key(0), config, checkpoint_dir=tmp_path)
+    resumed = solve(game, jax.random.key(0), config, checkpoint_dir=tmp_path, **quiet)
     assert int(resumed.state.step) == 20 and int(resumed.state.refine_step) == 2
     chex.assert_trees_all_close(resumed.state.params, one_run.state.params, rtol=1e-12, atol=0)
     np.testing.assert_allclose(resumed.history["loss"], one_run.history["loss"], rtol=1e-12)
@@ -121,19 +138,20 @@ def test_resume_gives_the_same_parameters(tiny, tmp_path):
         resumed.history["refine_loss"], one_run.history["refine_loss"], rtol=1e-12
     )
     with pytest.raises(ValueError, match="another key"):
-        solve(game, jax.random.key(1), config, checkpoint_dir=tmp_path)
+        solve(game, jax.random.key(1), config, checkpoint_dir=tmp_path, **quiet)
 
 
 @pytest.mark.slow
-def test_on_policy_fraction_runs_and_solution_policy_simulates(tiny):
+def test_on_policy_fraction_runs_and_solution_policy_simulates(tiny, quiet):
     """On-policy + adaptive pools in training; the solution's policy plugs into the simulator."""
     from stackjax import monte_carlo_cost
 
     game = examples.cross_term_game()
-    config = tiny.replace(on_policy_fraction=0.25, adaptive_fraction=0.25, pool_size=32)
+    pool = SamplerConfig(on_policy_fraction=0.25, adaptive_fraction=0.25, pool_size=32)
+    config = tiny.replace(sampler=pool)
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrainingDivergedWarning)
-        solution = solve(game, jax.random.key(0), config)
+        solution = solve(game, jax.random.key(0), config, **quiet)
     assert solution.state.pool_x.shape == (32, game.state_dim)
     chex.assert_tree_all_finite(solution.state.pool_x)
     mean, stderr = monte_carlo_cost(
@@ -143,20 +161,22 @@ def test_on_policy_fraction_runs_and_solution_policy_simulates(tiny):
 
 
 @pytest.mark.slow
-def test_progress_meter_receives_every_phase(tiny):
+def test_progress_meter_receives_every_phase(tiny, quiet):
     """Progress lines go to the meter (Adam chunks, Gauss-Newton pieces with their rate), not
     to stdout; under vmap the meter is not called."""
     game = examples.scalar_game()
-    config = tiny.replace(refine_steps=8, refine_batch_size=32, cg_iterations=2, verbose=True)
+    config = tiny.replace(gauss_newton=GaussNewtonConfig(steps=8, batch_size=32, cg_iterations=2))
+    quiet["verbose"] = True
     seen = []
-    solve(game, jax.random.key(0), config, progress=lambda line, info: seen.append(info))
+    solve(game, jax.random.key(0), config, progress=lambda line, info: seen.append(info), **quiet)
     phases = [info["phase"] for info in seen]
     assert phases.count("adam") == 2  # 20 steps in chunks of 10
     assert phases.count("gauss_newton") == 4 and phases[-1] == "gauss_newton_done"
     assert all(info["rate"] > 0 for info in seen if "rate" in info)
     assert [info["step"] for info in seen if info["phase"] == "gauss_newton"] == [2, 4, 6, 8]
     seen.clear()
-    jax.vmap(lambda k: solve(game, k, config.replace(refine_steps=0), progress=seen.append))(
+    adam_only = config.replace(gauss_newton=GaussNewtonConfig(steps=0))
+    jax.vmap(lambda k: solve(game, k, adam_only, progress=seen.append, **quiet))(
         jax.random.split(jax.random.key(1), 2)
     )
     assert not seen

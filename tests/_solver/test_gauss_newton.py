@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stackjax import SolverConfig, examples, solve
+from stackjax import GaussNewtonConfig, LayoutConfig, SolverConfig, examples, solve
 from stackjax._solver._gauss_newton import pcg
 from stackjax._solver._step import sample_batch
 
@@ -30,16 +30,18 @@ def test_solve_returns_the_best_gauss_newton_iterate():
     batch among the iterates (recomputed here from the same batch, float64), and the history
     says which iterate it is."""
     game = examples.random_game(jax.random.key(4), d=2, m=2)
-    config = SolverConfig(refine_steps=6, refine_batch_size=64, cg_iterations=3,
-                          verbose=False, diagnostic_points=0, dtype="float64")  # fmt: skip
+    config = SolverConfig(
+        gauss_newton=GaussNewtonConfig(steps=6, batch_size=64, cg_iterations=3),
+        layout=LayoutConfig(dtype="float64"),
+    )
     key = jax.random.key(0)
-    solution = solve(game, key, config)
+    solution = solve(game, key, config, verbose=False, diagnostic_points=0)
     scores = np.asarray(solution.history["refine_evaluation_loss"])
     best = int(solution.history["refine_best"])
     assert scores.shape == (6,) and -1 <= best < 6
     # The evaluation batch: fold_in(refinement key, int32 max), as documented in `refine`.
     k_train = jax.random.split(key, 5)[1]
-    k_refine = jax.random.fold_in(k_train, solution.config.num_steps + 1)
+    k_refine = jax.random.fold_in(k_train, solution.config.adam.steps + 1)
     k_pts, k_op = jax.random.split(jax.random.fold_in(k_refine, np.iinfo(np.int32).max))
     batch = sample_batch(solution.game, solution.config, k_pts, k_op, 64)
     r, vec = solution.network.residual_vector(*batch)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stackjax import (
+    NetworkConfig,
     NetworkValue,
     SolverConfig,
     examples,
@@ -18,6 +19,11 @@ from stackjax._sampling import sample_points
 from stackjax._solver._step import sample_batch
 
 
+def changed(config: SolverConfig, **groups) -> SolverConfig:
+    """``config`` with field changes per group, e.g. ``layout={"dtype": "float64"}``."""
+    return config.replace(**{g: getattr(config, g).replace(**f) for g, f in groups.items()})
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "make_game, changes",
@@ -25,9 +31,11 @@ from stackjax._solver._step import sample_batch
         (lambda: examples.random_game(jax.random.key(6), 3, 2), {}),
         # MLP correction through the jax.hessian reference, states grouped by time:
         (lambda: examples.random_game(jax.random.key(7), 4, 3), dict(
-            correction=True, operator="hessian", points_per_time=2)),
+            network={"correction": True}, operator={"method": "hessian"},
+            layout={"points_per_time": 2})),
         # zero-sum (one network per regime, V_2 = -V_1), factored head, sketched diffusion:
-        (examples.zero_sum_game, dict(head_form="factored", operator="hutchinson")),
+        (examples.zero_sum_game, dict(
+            network={"head_form": "factored"}, operator={"method": "hutchinson"})),
     ],
 )  # fmt: skip
 def test_residual_state_gradients_match_finite_differences(make_game, changes, tiny, random_params):
@@ -35,14 +43,15 @@ def test_residual_state_gradients_match_finite_differences(make_game, changes, t
     they are assembled per regime (own V_t + H differentiated, coupling from the values'
     gradients), so this checks that assembly against the whole residual."""
     game = make_game()
-    config = tiny.replace(dtype="float64", gradient_weight=1.0, **changes)
+    config = changed(tiny, layout={"dtype": "float64"}, operator={"gradient_weight": 1.0})
+    config = changed(config, **changes)
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(0))
     params = random_params(state.params)
     d = game.state_dim
     t, x = sample_points(game, jax.random.key(2), 4, scale=1.0, distribution="gaussian")
     pkeys = jax.random.split(jax.random.key(5), 4)
-    if config.points_per_time == 2:  # two times, two states each
+    if config.layout.points_per_time == 2:  # two times, two states each
         t, x, pkeys = t[:2], x.reshape(2, 2, d), pkeys.reshape(2, 2)
     net = network_value(game, config, params, state.norm)
     batch = jax.jit(NetworkValue.batch_residuals)  # compiled once for the 7 evaluations below
@@ -81,7 +90,9 @@ def test_time_grouped_points_equal_per_point_residuals(make_game, correction, ti
     and state-gradient rows equal the per-point (structured) evaluation, to 1e-10 in float64.
     Cole-Hopf has no ``terminal_hessian`` (autodiff of the terminal cost)."""
     game = make_game()
-    config = tiny.replace(correction=correction, dtype="float64", points_per_time=4)
+    config = changed(
+        tiny, network={"correction": correction}, layout={"dtype": "float64", "points_per_time": 4}
+    )
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(0))
     params = random_params(state.params)
@@ -92,12 +103,17 @@ def test_time_grouped_points_equal_per_point_residuals(make_game, correction, ti
     net = network_value(game, config, params, state.norm)
     grouped = jax.jit(NetworkValue.batch_residuals)(net, t, x, pkeys)
     reference = network_value(
-        game, config.replace(operator="hessian", points_per_time=1), params, state.norm
+        game,
+        changed(config, operator={"method": "hessian"}, layout={"points_per_time": 1}),
+        params,
+        state.norm,
     )
     flat = jax.jit(NetworkValue.batch_residuals)(reference, flat_t, flat_x, flat_keys)
     assert float(jnp.max(jnp.abs(flat))) > 1e-2
     np.testing.assert_allclose(grouped, flat, rtol=1e-10, atol=1e-10)
-    per_point = network_value(game, config.replace(points_per_time=1), params, state.norm)
+    per_point = network_value(
+        game, changed(config, layout={"points_per_time": 1}), params, state.norm
+    )
     r, jac = jax.jit(NetworkValue.batch_residual_gradients)(net, t, x, pkeys)
     r_ref, jac_ref = jax.jit(NetworkValue.batch_residual_gradients)(
         per_point, flat_t, flat_x, flat_keys
@@ -123,10 +139,13 @@ def test_factored_head_equals_expanded(make_game, correction, per, tiny, random_
     form's residuals and state-gradient rows (grouped, 4 states per time, and flat points) and
     its Gauss-Newton products (grouped) to 1e-10 (float64)."""
     game = make_game()
-    config = tiny.replace(
-        correction=correction, dtype="float64", points_per_time=per, gradient_weight=1.0
+    config = changed(
+        tiny,
+        network={"correction": correction},
+        layout={"dtype": "float64", "points_per_time": per},
+        operator={"gradient_weight": 1.0},
     )
-    expanded = config.replace(head_form="expanded")
+    expanded = changed(config, network={"head_form": "expanded"})
     init, _ = make_train_step(game, expanded)
     state = init(jax.random.key(0))
     params = random_params(state.params)
@@ -135,7 +154,7 @@ def test_factored_head_equals_expanded(make_game, correction, per, tiny, random_
         t, x, pkeys = t[:, 0] if t.ndim > 1 else t, x.reshape(16, -1), pkeys.reshape(16)
 
     nets = {
-        form: network_value(game, config.replace(head_form=form), params, state.norm)
+        form: network_value(game, changed(config, network={"head_form": form}), params, state.norm)
         for form in ("expanded", "factored")
     }
 
@@ -168,7 +187,7 @@ def test_hook_residual_equals_autodiff_residual(zero_sum, random_params):
     """`hjbi_residual` of a `NetworkValue` (its derivative hook: structured Hessian products)
     equals `hjbi_residual` of the same values as a plain function (`jax.hessian`) to 1e-10."""
     game = examples.zero_sum_game() if zero_sum else examples.controlled_diffusion_game()
-    config = SolverConfig(correction=True)
+    config = SolverConfig(network=NetworkConfig(correction=True))
     init, _ = make_train_step(game, config)
     state = init(jax.random.key(0))
     net = network_value(game, config, random_params(state.params, scale=0.3), state.norm)

@@ -1,4 +1,4 @@
-"""Neural solver accuracy and time to accuracy (issues 3 and 4).
+"""Neural solver accuracy against exact references, and time to accuracy.
 
 (a) The accuracy table: for each game, ``stackjax.solve`` with the default `SolverConfig` in
 float32, then `stackjax.evaluate` (docs/math.md §9.2: relative L2 errors on ``t ~ U[0, T]``,

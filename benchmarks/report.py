@@ -66,7 +66,7 @@ accelerator); dates are when each choice was measured.
   broadcast multiply and sum, not an `einsum`, whose cotangent (a dot contracting over the
   times) XLA:CPU fed from a transposed `[2 d^2, G]` copy. Adam step, batch 4096: d = 100
   956 ms with the einsum, 602 ms with the multiply-sum; d = 1000 the reverse, 4.8 s vs
-  12.2 s, which is why large d uses the factored head (`SolverConfig.head_form`) (2026-12-02).
+  12.2 s, which is why large d uses the factored head (`NetworkConfig.head_form`) (2026-12-02).
 - **Unrolled Cholesky for control dimensions up to 4** (`stackjax._hamiltonian._UNROLL_MAX`):
   elementwise factorisations and substitutions, which XLA fuses across a vmapped batch,
   instead of batched LAPACK calls, whose per-matrix overhead made the neural solver's step
@@ -78,7 +78,7 @@ accelerator); dates are when each choice was measured.
   jaxlib 0.10.2 with the scheduler off, 9.24e-04 with it on, and the process then never
   exited; with 40 CG steps the call deadlocked with every XLA thread idle.
   `--xla_cpu_experimental_ynn_fusion_type=` (no YNN fusions): with states grouped by time
-  (`SolverConfig.points_per_time`) the same refinement crashed with a segmentation fault in
+  (`LayoutConfig.points_per_time`) the same refinement crashed with a segmentation fault in
   a YNN transpose (`slinky::fuse_contiguous_dims`, located with gdb), at compile time
   without the scheduler flag and at run time with it; without YNN fusions the losses are
   correct, with or without the scheduler flag, at the same speed (d = 100 Gauss-Newton

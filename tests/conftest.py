@@ -2,8 +2,6 @@
 and a test-only compilation setting that keeps the suite within its time budget."""
 
 import os
-import shutil
-import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -15,20 +13,11 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
     ).strip()
-# One persistent compilation cache for the whole run (pytest-xdist workers and the processes
-# the tests start inherit the directory): a program compiled by one of them is loaded by the
-# others. Removed when the run ends.
-_OWN_CACHE = "STACKJAX_TEST_COMPILE_CACHE" not in os.environ
-if _OWN_CACHE:
-    os.environ["STACKJAX_TEST_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="stackjax-xla-cache-")
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ["STACKJAX_TEST_COMPILE_CACHE"])
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1.0")
 
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
-jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 try:  # Forced host devices for sharding tests; must happen before any backend is initialised.
     jax.config.update("jax_num_cpu_devices", 8)
 except Exception:  # pragma: no cover - older JAX without this option
@@ -41,8 +30,3 @@ import pytest  # noqa: E402
 def key():
     return jax.random.key(0)
 
-
-def pytest_unconfigure(config):
-    """The process that created the run's compilation cache removes it."""
-    if _OWN_CACHE:
-        shutil.rmtree(os.environ["STACKJAX_TEST_COMPILE_CACHE"], ignore_errors=True)

@@ -6,8 +6,8 @@ import os
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 # The suite is compile-bound (tiny problems, many distinct programs). LLVM optimisation level 0
-# roughly halves XLA:CPU compile time and does not change floating-point semantics (no fast
-# math either way). Set in the environment, so notebook kernels, the CLI and benchmark scripts
+# roughly halves XLA:CPU compile time; no fast math either way, but reductions may be ordered
+# differently (round-off-level differences between programs, e.g. batched vs single). Set in the environment, so notebook kernels, the CLI and benchmark scripts
 # started by the tests inherit it; an explicit setting in XLA_FLAGS wins.
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (

@@ -68,13 +68,16 @@ def test_solve_under_vmap_matches_loop_and_grad_is_finite(tiny, quiet):
     quiet["chunk_size"] = 6
     keys = jax.random.split(jax.random.key(0), 2)
     batched = jax.vmap(lambda k: solve(game, k, config, **quiet))(keys)
+    # Batched and single programs may order their reductions differently (float64 round-off,
+    # 1e-16, amplified by Adam's normalised steps to ~1e-8 after 6 steps); a semantic
+    # difference would show at the loss's own scale.
     for i in [1]:
         single = solve(game, keys[i], config, **quiet)
-        np.testing.assert_allclose(batched.history["loss"][i], single.history["loss"], rtol=1e-9)
+        np.testing.assert_allclose(batched.history["loss"][i], single.history["loss"], rtol=1e-7)
         np.testing.assert_allclose(
             jax.tree.map(lambda a, i=i: a[i], batched).value(0.3, game.x0),
             single.value(0.3, game.x0),
-            rtol=1e-9,
+            rtol=1e-7,
         )
 
     def value_at_x0(lam):

@@ -11,8 +11,6 @@ from ._learning import (
     ConfidenceSet,
     FollowerDataset,
     FollowerModelFit,
-    OfflineLearningResult,
-    OnlineLearningResult,
     collect_dataset,
     confidence_radius,
     confidence_set,
@@ -20,9 +18,6 @@ from ._learning import (
     fit_follower_model,
     follower_log_likelihood,
     identified_follower_reward,
-    offline_pessimistic_leader,
-    online_optimistic_leader,
-    optimistic_value,
 )
 from ._lp import LinearProgramResult, solve_standard_form_lp
 from ._markov import (
@@ -50,6 +45,13 @@ from ._normal_form import (
     strong_stackelberg,
 )
 from ._optim import project_to_simplex, projected_ascent
+from ._planning import (
+    OfflineLearningResult,
+    OnlineLearningResult,
+    offline_pessimistic_leader,
+    online_optimistic_leader,
+    optimistic_value,
+)
 from ._response import forward_flow, soft_backward, soft_response
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Work-arounds for XLA:CPU bugs in jaxlib 0.10 (applied when stackjax is imported).
+"""XLA:CPU settings for jaxlib 0.10: two bug work-arounds and a faster compiler path (applied
+when stackjax is imported).
 
 1. ``--xla_cpu_enable_concurrency_optimized_scheduler=false``: XLA:CPU's
    concurrency-optimised scheduler (on by default) mis-executes the Gauss-Newton refinement
@@ -31,8 +32,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
+EMITTER_FLAG = "--xla_cpu_use_fusion_emitters"
 #: flag -> value set by `apply`.
-FLAGS = {FLAG: "false", YNN_FLAG: ""}
+FLAGS = {FLAG: "false", YNN_FLAG: "", EMITTER_FLAG: "false"}
 
 
 def _affected_jaxlib() -> bool:

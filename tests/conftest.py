@@ -29,4 +29,3 @@ import pytest  # noqa: E402
 @pytest.fixture
 def key():
     return jax.random.key(0)
-

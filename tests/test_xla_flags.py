@@ -62,6 +62,8 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_refinement_with_mlp_correction_finishes_and_reports_the_true_loss():
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "STACKJAX_KEEP_XLA_FLAGS")}
+    # Only the tests' compile setting (LLVM level; the bugs are in XLA's scheduling and fusions).
+    env["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300
     )
@@ -71,6 +73,7 @@ def test_refinement_with_mlp_correction_finishes_and_reports_the_true_loss():
     if (major, minor) >= (0, 10):
         assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in lines["flags"]
         assert "--xla_cpu_experimental_ynn_fusion_type=" in lines["flags"].split()
+        assert "--xla_cpu_use_fusion_emitters=false" in lines["flags"]
     before, before_ref, after, after_ref = (float(v) for v in lines["losses"].split())
     # float32 batch means of 512 x 4 residuals: agreement to 1e-4 relative.
     assert abs(before - before_ref) <= 1e-4 * before_ref, (before, before_ref)

@@ -51,6 +51,7 @@ from ._sampling import sample_points as sample_points
 from ._simulate import Trajectories as Trajectories
 from ._simulate import monte_carlo_cost as monte_carlo_cost
 from ._simulate import simulate as simulate
+from ._solver import AccuracyWarning as AccuracyWarning
 from ._solver import AdamConfig as AdamConfig
 from ._solver import GaussNewtonConfig as GaussNewtonConfig
 from ._solver import LayoutConfig as LayoutConfig
@@ -75,6 +76,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "AccuracyWarning",
     "AdamConfig",
     "Coefficients",
     "ControlQuadraticGame",
@@ -96,8 +98,8 @@ __all__ = [
     "SamplerConfig",
     "Solution",
     "SolverConfig",
-    "TrainingDivergedWarning",
     "TrainState",
+    "TrainingDivergedWarning",
     "Trajectories",
     "coupled_residual",
     "equilibrium_from_values",

@@ -50,6 +50,17 @@ def test_riccati_quick_agrees_with_scipy(tmp_path):
 
 
 @pytest.mark.slow
+def test_compile_quick_compares_settings_on_the_same_result(tmp_path):
+    """Both XLA settings give the same Riccati value (to 1e-12 relative) and positive times."""
+    _run("compile.py", tmp_path)
+    records = _records(tmp_path / "compile.json")
+    assert {r["setting"] for r in records} == {"stackjax + O0", "fusion-emitters + O0"}, records
+    values = [r["result"] for r in records]
+    assert max(values) - min(values) <= 1e-12 * abs(values[0]), values
+    assert all(r["first_s"] > r["second_s"] > 0 for r in records), records
+
+
+@pytest.mark.slow
 def test_discrete_qse_quick_agrees_with_scipy(tmp_path):
     """Batched QSE matches the per-game scipy multistart optimum (never worse than 1e-6)."""
     _run("discrete_qse.py", tmp_path)

@@ -6,6 +6,7 @@ residuals), `_step` (Adam training step), `_gauss_newton` (refinement), `_loop` 
 chunks, result codes), `_solution` (`Solution`, diagnostics), `_driver` (`solve`).
 """
 
+from ._config import AccuracyWarning as AccuracyWarning
 from ._config import AdamConfig as AdamConfig
 from ._config import GaussNewtonConfig as GaussNewtonConfig
 from ._config import LayoutConfig as LayoutConfig
@@ -25,6 +26,7 @@ from ._value import NetworkValue as NetworkValue
 from ._value import network_value as network_value
 
 __all__ = [
+    "AccuracyWarning",
     "AdamConfig",
     "GaussNewtonConfig",
     "LayoutConfig",

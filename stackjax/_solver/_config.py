@@ -30,6 +30,11 @@ class TrainingDivergedWarning(RuntimeWarning):
     """Training stopped on a non-finite or exploding loss; the last good state is returned."""
 
 
+class AccuracyWarning(RuntimeWarning):
+    """A solution's residual-implied error indicator exceeds the documented threshold
+    (`solution_diagnostics`), so its values and policies may be inaccurate."""
+
+
 def check_setting(name: str, value, kind: str, low=None, optional: bool = False) -> None:
     """Type and range of one setting called ``name`` in the messages: ``kind`` ``"bool"``,
     ``"int"`` (``>= low``), ``"positive"``, ``"nonnegative"``, ``"fraction"`` (in ``[0, 1]``);

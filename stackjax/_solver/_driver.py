@@ -22,7 +22,7 @@ from .._protocol import validate_game
 from .._sampling import resample_by_residual, sample_on_policy, sample_points
 from .._sharding import replicate
 from .._validation import as_key
-from ._config import SolverConfig, TrainingDivergedWarning, check_setting
+from ._config import AccuracyWarning, SolverConfig, TrainingDivergedWarning, check_setting
 from ._defaults import (
     cast_game,
     detect_controlled,
@@ -33,7 +33,13 @@ from ._defaults import (
 )
 from ._gauss_newton import refine
 from ._loop import initial_status, run_chunk
-from ._solution import PLAYERS, Solution, _diagnostics, divergence_message
+from ._solution import (
+    ACCURACY_THRESHOLD,
+    PLAYERS,
+    Solution,
+    _diagnostics,
+    divergence_message,
+)
 from ._step import data_mesh, make_train_step
 from ._value import NetworkValue, value_model
 
@@ -104,7 +110,9 @@ def solve(
     would.
 
     On divergence (see the module docstring) training stops, the last good state is kept and a
-    `TrainingDivergedWarning` is issued; ``solution.diagnostics["diverged"]`` is set.
+    `TrainingDivergedWarning` is issued; ``solution.diagnostics["diverged"]`` is set. When
+    an error indicator of `solution_diagnostics` exceeds 1e-2 (a residual-implied relative value
+    error, docs/math.md §9.4), an `AccuracyWarning` says so.
 
     Pure when called with traced arguments: under ``jax.vmap`` over keys or ``jax.grad`` with
     respect to the game's arrays the same chunks run without printing, checkpointing or early
@@ -343,6 +351,7 @@ def solve(
         if message:
             warnings.warn(message, TrainingDivergedWarning, stacklevel=2)
         _warn_parabolicity(game, controlled, diagnostics)
+        _warn_accuracy(game, diagnostics)
     return _make_solution(state, game, full_history, [], diagnostics, status, config, controlled)
 
 
@@ -405,6 +414,26 @@ def _warn_parabolicity(game, controlled, diagnostics) -> None:
             "imply a small error. Fix: sample where the margin is positive (smaller "
             "SamplerConfig.scale) or add uncontrolled noise to the game.",
             RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _warn_accuracy(game, diagnostics) -> None:
+    if "error_indicator" not in diagnostics:
+        return
+    both = np.maximum(
+        np.asarray(diagnostics["error_indicator"]), np.asarray(diagnostics["error_indicator_x0"])
+    )
+    if not np.all(both <= ACCURACY_THRESHOLD):  # NaN warns too
+        k, i = np.unravel_index(np.nanargmax(np.where(np.isfinite(both), both, np.inf)), both.shape)
+        warnings.warn(
+            f"stackjax.solve: the residual-implied relative value error is {both[k, i]:.2g} for "
+            f"the {PLAYERS[k]} in regime {i} (above {ACCURACY_THRESHOLD:g}; "
+            "solution.diagnostics['error_indicator'] and ['error_indicator_x0'], docs/math.md "
+            "§9.4), so the solution may be inaccurate. Fix: more training (AdamConfig.steps, "
+            "GaussNewtonConfig.steps), a wider network (NetworkConfig), or check it against a "
+            "reference or `monte_carlo_cost`.",
+            AccuracyWarning,
             stacklevel=3,
         )
 

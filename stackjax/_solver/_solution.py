@@ -105,9 +105,19 @@ def _policy_at(network, t, x):
 
 @jax.jit
 def _residual_at(network, t, x):
-    der, eq = network.with_exact_operators().equilibria(t, x)
+    return _coupled_residual(network.with_exact_operators(), t, x)
+
+
+def _coupled_residual(network, t, x):
+    der, eq = network.equilibria(t, x)
     own = der.time_derivative.T + eq.hamiltonian.T
     return coupled_residual(der.value.T, own, network.game.generator)
+
+
+#: Times on the line ``{(t, x0)}`` where `solution_diagnostics` evaluates the residual.
+_X0_TIMES = 16
+#: `solve` warns (`AccuracyWarning`) when an error indicator exceeds this relative error.
+ACCURACY_THRESHOLD = 1e-2
 
 
 @functools.partial(jax.jit, static_argnames="num_points")
@@ -138,7 +148,17 @@ def _diagnostics(network: NetworkValue, key, *, num_points: int):
 
     r, v_t, margin = jax.vmap(at)(t, x, jax.random.split(k_dir, t.shape[0]))
     rms = jnp.sqrt(jnp.mean(r**2, axis=0))
+    # Residual-implied relative value error (§9.4): the error solves the linearised equation
+    # with the residual as source and zero terminal data, so it is about T x residual.
+    horizon = game.horizon
+    value_rms = jnp.sqrt(jnp.mean(jax.vmap(network)(t, x) ** 2, axis=0))  # [2, m]
+    line = horizon * (jnp.arange(_X0_TIMES, dtype=t.dtype) + 0.5) / _X0_TIMES
+    x0 = jnp.broadcast_to(game.initial_state, (_X0_TIMES, game.state_dim))
+    r0 = jax.vmap(lambda ti, xi: _coupled_residual(network, ti, xi))(line, x0)
+    v0 = network(jnp.zeros((), t.dtype), game.initial_state)  # [2, m]
     return {
+        "error_indicator": horizon * rms / value_rms,  # [2, m]
+        "error_indicator_x0": horizon * jnp.sqrt(jnp.mean(r0**2, axis=0)) / jnp.abs(v0),
         "residual_rms": rms,  # [2, m]
         "residual_relative": rms / jnp.sqrt(jnp.mean(v_t**2, axis=0)),  # [2, m] §9.4
         "parabolicity_min": jnp.min(margin, axis=0),  # [m]
@@ -151,8 +171,12 @@ def solution_diagnostics(solution: Solution, key: jax.Array, *, num_points: int 
     """Diagnostics of a solution on ``num_points`` points of the sampling law
     (`SamplerConfig`).
 
-    Returns a dict with ``residual_rms [2, m]``, ``residual_relative [2, m]`` (divided by the
-    RMS of ``dV/dt``, docs/math.md §9.4), ``parabolicity_min [m]`` and
+    Returns a dict with the error indicators (predictions of the relative value error made
+    without a reference, docs/math.md §9.4): ``error_indicator [2, m]``, ``T`` times the RMS
+    residual over the points divided by the RMS value, and ``error_indicator_x0 [2, m]``,
+    ``T`` times the RMS residual on 16 times of the line ``{(t, x0)}`` divided by
+    ``|V(0, x0)|``; ``residual_rms [2, m]``, ``residual_relative [2, m]`` (divided by the
+    RMS of ``dV/dt``), ``parabolicity_min [m]`` and
     ``parabolicity_negative_fraction [m]`` (§5.4) and ``nonfinite_fraction [m]`` (points where
     the pointwise problem is not well posed, §4.5).
     """

@@ -22,7 +22,14 @@ from .._protocol import validate_game
 from .._sampling import resample_by_residual, sample_on_policy, sample_points
 from .._sharding import replicate
 from .._validation import as_key
-from ._config import AccuracyWarning, SolverConfig, TrainingDivergedWarning, check_setting
+from ._config import (
+    AccuracyWarning,
+    AdamConfig,
+    GaussNewtonConfig,
+    SolverConfig,
+    TrainingDivergedWarning,
+    check_setting,
+)
 from ._defaults import (
     cast_game,
     detect_controlled,
@@ -205,12 +212,13 @@ def solve(
 
     t_start = time.perf_counter()
     chunk_index = 0
+    adam_config = _adam_settings(config)
     while done < target:
         num = min(chunk_size, target - done)
         tic = time.perf_counter()
         if config.num_pool_points > 0:
             pool_t, pool_x = _refresh_pool(
-                config, controlled, state.params, state.norm, game,
+                adam_config, controlled, state.params, state.norm, game,
                 jax.random.fold_in(k_pool, done), num_points=config.sampler.pool_size,
             )  # fmt: skip
             state = state.replace(pool_t=pool_t, pool_x=pool_x)
@@ -218,7 +226,7 @@ def solve(
         stop = jnp.asarray(done + num, jnp.int32)
         state, good, status, metrics = run_chunk(
             game, state, good, status, k_train, stop,
-            config=config, controlled=controlled, num=chunk_size,
+            config=adam_config, controlled=controlled, num=chunk_size,
         )  # fmt: skip
         metrics = jax.tree.map(lambda a, num=num: a[:num], metrics)
         chunks.append(metrics)
@@ -273,8 +281,9 @@ def solve(
                 tic_piece = time.perf_counter()
                 start = state.refine_step
                 state, (before, after, score) = refine(
-                    game, state, k_refine, config=config, controlled=controlled, num=piece
-                )
+                    game, state, k_refine, config=_refine_settings(config),
+                    controlled=controlled, num=piece,
+                )  # fmt: skip
                 status = _gauss_newton_status(status, before, start)
                 refine_losses.append(after)
                 refine_scores.append(score)
@@ -353,6 +362,22 @@ def solve(
         _warn_parabolicity(game, controlled, diagnostics)
         _warn_accuracy(game, diagnostics)
     return _make_solution(state, game, full_history, [], diagnostics, status, config, controlled)
+
+
+# The jitted phases take the configuration as a static argument. Each gets only the settings it
+# uses (the others reset), so that configurations differing elsewhere share compiled programs.
+def _adam_settings(config: SolverConfig) -> SolverConfig:
+    """``config`` as the Adam chunks see it (Gauss-Newton settings reset)."""
+    if config.adam.steps == 0:  # no chunk runs
+        return config
+    return config.replace(gauss_newton=GaussNewtonConfig(steps=0))
+
+
+def _refine_settings(config: SolverConfig) -> SolverConfig:
+    """``config`` as the Gauss-Newton refinement sees it (Adam settings reset)."""
+    layout = config.layout
+    batch = (layout.points_per_time or 1) * layout.num_devices  # the smallest valid batch
+    return config.replace(adam=AdamConfig(steps=0, batch_size=batch))
 
 
 def print_progress(line: str, info: dict) -> None:

@@ -190,11 +190,11 @@ def _solve(args) -> int:
     x0 = game.initial_state
     exact = np.asarray(reference.value(0.0, x0))
     learned = np.asarray(solution.value(0.0, x0))
-    print(f"Monte Carlo check of the trained policies ({args.paths} paths each with 50 and 100 "
+    print(f"Monte Carlo check of the trained policies ({args.paths} paths each with 25 and 50 "
           "Euler steps, Richardson-extrapolated; sampled actions, exact regime switching) against "
           f"the {what}'s V(0, x0):")  # fmt: skip
     mc = functools.partial(monte_carlo_cost, num_paths=args.paths, richardson=True)
-    run = jax.jit(lambda key, i0: mc(game, solution.policy, key, regime0=i0, num_steps=50))
+    run = jax.jit(lambda key, i0: mc(game, solution.policy, key, regime0=i0, num_steps=25))
     rows = []
     start = time.perf_counter()
     for i in range(m):

@@ -296,15 +296,14 @@ def monte_carlo_cost(
     key = as_key(key)
     if not isinstance(richardson, bool):
         raise TypeError(f"`richardson` must be a bool, got {richardson!r}.")
+    args = dict(x0=x0, regime0=regime0, num_paths=num_paths, scheme=scheme)
     if richardson:
         k_coarse, k_fine = jax.random.split(key)
-        args = dict(x0=x0, regime0=regime0, num_paths=num_paths, scheme=scheme)
         coarse = _path_costs(game, policy, k_coarse, num_steps=num_steps, **args)
         fine = _path_costs(game, policy, k_fine, num_steps=2 * int(num_steps), **args)
         costs = 2.0 * fine - coarse  # independent pairs: unbiased for 2 E[J_2N] - E[J_N]
     else:
-        costs = _path_costs(game, policy, key, x0=x0, regime0=regime0, num_paths=num_paths,
-                            num_steps=num_steps, scheme=scheme)  # fmt: skip
+        costs = _path_costs(game, policy, key, num_steps=num_steps, **args)
     mean = costs.mean(axis=0)
     stderr = costs.std(axis=0, ddof=1) / jnp.sqrt(costs.shape[0])
     return mean, stderr

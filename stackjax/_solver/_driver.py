@@ -360,7 +360,7 @@ def solve(
         if message:
             warnings.warn(message, TrainingDivergedWarning, stacklevel=2)
         _warn_parabolicity(game, controlled, diagnostics)
-        _warn_accuracy(game, diagnostics)
+        _warn_accuracy(diagnostics)
     return _make_solution(state, game, full_history, [], diagnostics, status, config, controlled)
 
 
@@ -443,14 +443,14 @@ def _warn_parabolicity(game, controlled, diagnostics) -> None:
         )
 
 
-def _warn_accuracy(game, diagnostics) -> None:
+def _warn_accuracy(diagnostics) -> None:
     if "error_indicator" not in diagnostics:
         return
     both = np.maximum(
         np.asarray(diagnostics["error_indicator"]), np.asarray(diagnostics["error_indicator_x0"])
     )
     if not np.all(both <= ACCURACY_THRESHOLD):  # NaN warns too
-        k, i = np.unravel_index(np.nanargmax(np.where(np.isfinite(both), both, np.inf)), both.shape)
+        k, i = np.unravel_index(np.argmax(np.nan_to_num(both, nan=np.inf)), both.shape)
         warnings.warn(
             f"stackjax.solve: the residual-implied relative value error is {both[k, i]:.2g} for "
             f"the {PLAYERS[k]} in regime {i} (above {ACCURACY_THRESHOLD:g}; "

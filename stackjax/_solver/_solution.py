@@ -133,8 +133,8 @@ def _diagnostics(network: NetworkValue, key, *, num_points: int):
 
     def at(ti, xi, ki):
         der, eq = network.equilibria(ti, xi, ki)
-        v_t = der.time_derivative.T
-        r = coupled_residual(der.value.T, v_t + eq.hamiltonian.T, game.generator)
+        v, v_t = der.value.T, der.time_derivative.T
+        r = coupled_residual(v, v_t + eq.hamiltonian.T, game.generator)
         if network.controlled and not game.zero_sum:  # genuinely coupled symbol (§5.4 item 4)
             keys = jax.random.split(ki, game.num_regimes)
             margin = jax.vmap(
@@ -144,14 +144,14 @@ def _diagnostics(network: NetworkValue, key, *, num_points: int):
             )(der.coefficients, der.gradient, der.products, keys)  # [m]
         else:  # items 2-3: scalar symbol 1/2 xi^T E[sigma sigma^T] xi
             margin = jax.vmap(diffusion_margin)(der.coefficients, eq)
-        return r, v_t, margin
+        return r, v, v_t, margin
 
-    r, v_t, margin = jax.vmap(at)(t, x, jax.random.split(k_dir, t.shape[0]))
+    r, v, v_t, margin = jax.vmap(at)(t, x, jax.random.split(k_dir, t.shape[0]))
     rms = jnp.sqrt(jnp.mean(r**2, axis=0))
     # Residual-implied relative value error (§9.4): the error solves the linearised equation
     # with the residual as source and zero terminal data, so it is about T x residual.
     horizon = game.horizon
-    value_rms = jnp.sqrt(jnp.mean(jax.vmap(network)(t, x) ** 2, axis=0))  # [2, m]
+    value_rms = jnp.sqrt(jnp.mean(v**2, axis=0))  # [2, m]
     line = horizon * (jnp.arange(_X0_TIMES, dtype=t.dtype) + 0.5) / _X0_TIMES
     x0 = jnp.broadcast_to(game.initial_state, (_X0_TIMES, game.state_dim))
     r0 = jax.vmap(lambda ti, xi: _coupled_residual(network, ti, xi))(line, x0)

@@ -220,7 +220,12 @@ def _all_regimes(game: LQGame, P, p, concept, with_margins=False):
 
 def riccati_rhs(game: LQGame, P, p, c, *, concept: str = "stackelberg"):
     """Time derivatives ``(dP/dt [2, m, d, d], dp/dt [2, m, d], dc/dt [2, m])`` (§7.3)."""
-    _, FP, Fp, Fc = _all_regimes(game, P, p, concept)  # leading [m]
+    return _coupled_rates(game, P, p, c, _all_regimes(game, P, p, concept))
+
+
+def _coupled_rates(game: LQGame, P, p, c, terms):
+    """`riccati_rhs` from the per-regime ``terms`` of `_all_regimes`: adds the coupling."""
+    _, FP, Fp, Fc = terms  # leading [m]
     Gamma = game.Gamma
     dP = -(jnp.swapaxes(FP, 0, 1) + jnp.einsum("ij,kjde->kide", Gamma, P))
     dp = -(jnp.swapaxes(Fp, 0, 1) + jnp.einsum("ij,kjd->kid", Gamma, p))
@@ -450,6 +455,7 @@ def _integrate(game: LQGame, *, concept, num_times, rtol, atol, max_steps):
     """Backward Dopri8 integration; returns grid values (ascending t), rates, WP margins."""
     dtype = game.A.dtype
 
+    @jax.jit  # traced once, called by every stage
     def vector_field(tau, y, args):  # tau = T - t: forward in tau, so d/dtau = -d/dt.
         dP, dp, dc = riccati_rhs(args, *y, concept=concept)
         return (-dP, -dp, -dc)
@@ -472,6 +478,10 @@ def _integrate(game: LQGame, *, concept, num_times, rtol, atol, max_steps):
         throw=False,
     )
     P, p, c = (jnp.flip(leaf, axis=0) for leaf in sol.ys)
-    rates = jax.vmap(lambda P_, p_, c_: riccati_rhs(game, P_, p_, c_, concept=concept))(P, p, c)
-    margins = jax.vmap(lambda P_, p_: _all_regimes(game, P_, p_, concept, True)[0].margins)(P, p)
+
+    def rates_and_margins(P_, p_, c_):  # one pass: the rates and the well-posedness margins
+        terms = _all_regimes(game, P_, p_, concept, with_margins=True)
+        return _coupled_rates(game, P_, p_, c_, terms), terms[0].margins
+
+    rates, margins = jax.vmap(rates_and_margins)(P, p, c)
     return P, p, c, rates, margins, sol.result, sol.stats["num_steps"]

@@ -81,36 +81,49 @@ def test_bad_arguments_exit_2_with_one_line_before_any_work(argv, name, capsys):
 
 
 @pytest.mark.slow
-def test_solve_command_takes_a_saved_game(tmp_path, capsys):
-    path = tmp_path / "scalar.npz"
-    sj.examples.scalar_game().save(path)
-    code = main(["solve", "--game", str(path), "--paths", "200", "--quiet",
-                 "--out", str(tmp_path)])  # fmt: skip
-    assert code == 0
-    out = capsys.readouterr().out
-    assert "[stackjax.solve]" not in out  # --quiet: no progress lines
-    rows = re.findall(r"^regime (\d)\s+(leader|follower)\s+(\S+)\s+(\S+)", out, re.MULTILINE)
-    assert len(rows) == 4
-    assert max(float(r[2]) for r in rows) < 1e-2, out
-    assert (tmp_path / "solve_scalar.png").stat().st_size > 10_000
-
-
-@pytest.mark.slow
-def test_console_command_fills_the_persistent_compilation_cache(tmp_path):
-    """``python -m stackjax`` (the console entry) stores compiled programs in the cache
-    directory; ``STACKJAX_NO_CACHE=1`` turns it off."""
+def test_console_command_solves_a_saved_game_and_fills_the_compilation_cache(tmp_path):
+    """``python -m stackjax solve --game FILE`` (the console entry, in a fresh process): errors
+    against Riccati below 1e-2, no progress lines with ``--quiet``, a plot, and compiled
+    programs stored in the persistent cache directory."""
     import os
     import subprocess
     import sys
 
-    argv = [sys.executable, "-m", "stackjax", "riccati", "--example", "scalar", "--paths", "100",
-            "--steps", "10", "--num-times", "11", "--out", str(tmp_path / "out")]  # fmt: skip
-    for off in (False, True):
-        cache = tmp_path / f"cache-{off}"
-        env = {**os.environ, "STACKJAX_CACHE_DIR": str(cache), "MPLBACKEND": "Agg"}
-        if off:
-            env["STACKJAX_NO_CACHE"] = "1"
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr
-        entries = list(cache.rglob("*")) if cache.exists() else []
-        assert (len(entries) == 0) == off, entries
+    path = tmp_path / "scalar.npz"
+    sj.examples.scalar_game().save(path)
+    cache = tmp_path / "cache"
+    argv = [sys.executable, "-m", "stackjax", "solve", "--game", str(path), "--paths", "200",
+            "--quiet", "--out", str(tmp_path / "out")]  # fmt: skip
+    env = {**os.environ, "STACKJAX_CACHE_DIR": str(cache), "MPLBACKEND": "Agg"}
+    env.pop("STACKJAX_NO_CACHE", None)
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "[stackjax.solve]" not in out  # --quiet: no progress lines
+    rows = re.findall(r"^regime (\d)\s+(leader|follower)\s+(\S+)\s+(\S+)", out, re.MULTILINE)
+    assert len(rows) == 4, out
+    assert max(float(r[2]) for r in rows) < 1e-2, out
+    assert (tmp_path / "out" / "solve_scalar.png").stat().st_size > 10_000
+    assert len(list(cache.rglob("*"))) > 0
+
+
+def test_compilation_cache_is_off_with_the_environment_switch(tmp_path, monkeypatch):
+    """``STACKJAX_NO_CACHE=1`` leaves JAX's cache setting alone; otherwise the directory is
+    ``$STACKJAX_CACHE_DIR``."""
+    from stackjax.cli import enable_compilation_cache
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")  # fmt: skip
+    saved = {name: getattr(jax.config, name) for name in names}
+    before = saved["jax_compilation_cache_dir"]
+    monkeypatch.setenv("STACKJAX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STACKJAX_NO_CACHE", "1")
+    assert enable_compilation_cache() is None
+    assert jax.config.jax_compilation_cache_dir == before and not (tmp_path / "cache").exists()
+    monkeypatch.setenv("STACKJAX_NO_CACHE", "0")
+    try:
+        assert enable_compilation_cache() == str(tmp_path / "cache")
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache")
+    finally:
+        for name, value in saved.items():
+            jax.config.update(name, value)

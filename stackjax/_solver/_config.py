@@ -4,6 +4,7 @@ construction)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import ClassVar
 
@@ -331,26 +332,22 @@ class SolverConfig(_Settings):
             )
         devices = layout.num_devices
         per = layout.points_per_time
-        if per is not None and per > 1:
-            sizes = {"AdamConfig": adam.batch_size, "GaussNewtonConfig": refine.batch_size}
-            for group, size in sizes.items():
-                if size is not None and size % (per * devices):
-                    raise ValueError(
-                        f"{group}.batch_size={size} must be divisible by "
-                        f"LayoutConfig.points_per_time * num_devices = {per * devices} (each "
-                        "sampled time carries points_per_time states; the times are split over "
-                        "the devices)."
-                    )
-            if self.num_pool_points > 0:
+        multiple = (per or 1) * devices
+        sizes = (("AdamConfig", adam.batch_size), ("GaussNewtonConfig", refine.batch_size))
+        for group, size in sizes:
+            if size is not None and size % multiple:
                 raise ValueError(
-                    "LayoutConfig.points_per_time > 1 cannot be combined with "
-                    "SamplerConfig.on_policy_fraction or adaptive_fraction (pool points carry "
-                    "their own times). Fix: set points_per_time=1 (or None)."
+                    f"{group}.batch_size={size} must be divisible by "
+                    f"LayoutConfig.points_per_time * num_devices = {multiple} (each sampled "
+                    "time carries points_per_time states; the times are split evenly over the "
+                    f"devices). Fix: use a multiple of {multiple}, e.g. "
+                    f"{-(-size // multiple) * multiple}."
                 )
-        if adam.batch_size % devices:
+        if per is not None and per > 1 and self.num_pool_points > 0:
             raise ValueError(
-                f"AdamConfig.batch_size={adam.batch_size} must be divisible by "
-                f"LayoutConfig.num_devices={devices} (points are split evenly over devices)."
+                "LayoutConfig.points_per_time > 1 cannot be combined with "
+                "SamplerConfig.on_policy_fraction or adaptive_fraction (pool points carry "
+                "their own times). Fix: set points_per_time=1 (or None)."
             )
 
     @property
@@ -365,3 +362,53 @@ class SolverConfig(_Settings):
         settings = dataclasses.asdict(self)
         del settings["adam"]["steps"], settings["gauss_newton"]["steps"]
         return repr(settings)
+
+
+# Flat keyword names of earlier versions -> where each setting lives now (for the error hint).
+_LEGACY_NAMES = {
+    "num_steps": "adam=AdamConfig(steps=...)",
+    "batch_size": "adam=AdamConfig(batch_size=...)",
+    "learning_rate": "adam=AdamConfig(learning_rate=...)",
+    "final_learning_rate": "adam=AdamConfig(final_learning_rate=...)",
+    "warmup_steps": "adam=AdamConfig(warmup_steps=...)",
+    "grad_clip": "adam=AdamConfig(grad_clip=...)",
+    "refine_steps": "gauss_newton=GaussNewtonConfig(steps=...)",
+    "refine_batch_size": "gauss_newton=GaussNewtonConfig(batch_size=...)",
+    "cg_iterations": "gauss_newton=GaussNewtonConfig(cg_iterations=...)",
+    "width": "network=NetworkConfig(width=...)",
+    "depth": "network=NetworkConfig(depth=...)",
+    "time_basis": "network=NetworkConfig(time_basis=...)",
+    "correction": "network=NetworkConfig(correction=...)",
+    "head_form": "network=NetworkConfig(head_form=...)",
+    "state_scale": "sampler=SamplerConfig(scale=...)",
+    "on_policy_fraction": "sampler=SamplerConfig(on_policy_fraction=...)",
+    "adaptive_fraction": "sampler=SamplerConfig(adaptive_fraction=...)",
+    "pool_size": "sampler=SamplerConfig(pool_size=...)",
+    "num_probes": "operator=OperatorConfig(num_probes=...)",
+    "gradient_weight": "operator=OperatorConfig(gradient_weight=...)",
+    "controlled_diffusion": "operator=OperatorConfig(controlled_diffusion=...)",
+    "dtype": "layout=LayoutConfig(dtype=...)",
+    "num_devices": "layout=LayoutConfig(num_devices=...)",
+    "points_per_time": "layout=LayoutConfig(points_per_time=...)",
+    "chunk_size": "solve(..., chunk_size=...)",
+    "verbose": "solve(..., verbose=...)",
+    "reference_every": "solve(..., reference_every=...)",
+    "checkpoint_every": "solve(..., checkpoint_every=...)",
+    "diagnostic_points": "solve(..., diagnostic_points=...)",
+}
+_generated_init = SolverConfig.__init__
+
+
+@functools.wraps(_generated_init)
+def _init_with_hint(self, *args, **kwargs):
+    old = [name for name in kwargs if name in _LEGACY_NAMES]
+    if old:
+        moves = "; ".join(f"{name} -> {_LEGACY_NAMES[name]}" for name in old)
+        raise TypeError(
+            f"SolverConfig got the flat setting(s) {old}; settings are grouped now. Fix: {moves} "
+            "(e.g. SolverConfig(adam=AdamConfig(steps=500)))."
+        )
+    _generated_init(self, *args, **kwargs)
+
+
+SolverConfig.__init__ = _init_with_hint

@@ -13,6 +13,7 @@ from ._config import SolverConfig
 
 __all__ = [
     "cast_game",
+    "default_learning_rate",
     "detect_controlled",
     "float_dtype",
     "head_vectors_per_time",
@@ -43,6 +44,12 @@ DEFAULTS = {
 }
 #: States per sampled time with the state-gradient rows.
 GROUPED_POINTS_PER_TIME = 8
+
+
+def default_learning_rate(state_dim: int) -> float:
+    """Peak Adam learning rate ``1e-2 sqrt(3 / B)`` with ``B = (d + 1)(d + 2) / 2`` quadratic-head
+    coefficients (`AdamConfig.learning_rate`)."""
+    return 1e-2 * float(np.sqrt(3.0 / ((state_dim + 1) * (state_dim + 2) / 2)))
 
 
 def is_concrete(tree) -> bool:
@@ -105,12 +112,13 @@ def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
     ``network.head_form``            ``"expanded"``              ``"factored"`` from d = 150
                                                                  with at most ``d / 2``
                                                                  vectors per time
+    ``adam.learning_rate``           ``1e-2 sqrt(3 / B)``, ``B = (d + 1)(d + 2) / 2``
     ===============================  ==========================  ==========================
 
     "with MLP": the MLP correction (`uses_correction`: by default for games whose
-    ``quadratic_value`` flag is not set). Learning rates are not resolved here
-    (`AdamConfig.learning_rate`). `solve` and `make_train_step` resolve their config first;
-    ``Solution.config`` is the resolved one.
+    ``quadratic_value`` flag is not set). A default Gauss-Newton batch that does not split
+    evenly over ``layout.num_devices`` is rounded up to a multiple. `solve` and
+    `make_train_step` resolve their config first; ``Solution.config`` is the resolved one.
     """
     config = SolverConfig() if config is None else config
     d = game.state_dim
@@ -124,6 +132,7 @@ def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
             changes[group, name] = value
 
     default("network", "correction", correction)
+    default("adam", "learning_rate", default_learning_rate(d))
     for (group, name), values in DEFAULTS.items():
         default(group, name, values[column])
     rows = high or (not correction and d >= LQ_GRADIENT_ROWS_DIMENSION)
@@ -137,6 +146,10 @@ def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
         and batch % per == 0
     )
     default("layout", "points_per_time", GROUPED_POINTS_PER_TIME if group else 1)
+    multiple = changes.get(("layout", "points_per_time"), config.layout.points_per_time)
+    multiple *= config.layout.num_devices
+    if ("gauss_newton", "batch_size") in changes and batch % multiple:  # e.g. 3 devices
+        changes["gauss_newton", "batch_size"] = -(-batch // multiple) * multiple
     if config.network.head_form is None:
         resolved = _with_changes(config, changes)
         vectors = head_vectors_per_time(game, resolved, detect_controlled(game, resolved))

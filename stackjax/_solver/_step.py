@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -17,7 +16,13 @@ from .._sampling import sample_points
 from .._sharding import make_data_mesh, shard_points
 from .._validation import as_key
 from ._config import SolverConfig
-from ._defaults import cast_game, detect_controlled, float_dtype, resolve_config
+from ._defaults import (
+    cast_game,
+    default_learning_rate,
+    detect_controlled,
+    float_dtype,
+    resolve_config,
+)
 from ._networks import Normalization, estimate_normalization
 from ._value import NetworkValue, value_model
 
@@ -59,8 +64,7 @@ def learning_rate(config: SolverConfig, state_dim: int) -> float:
     """Peak Adam learning rate (`AdamConfig.learning_rate`, or its default)."""
     if config.adam.learning_rate is not None:
         return float(config.adam.learning_rate)
-    basis = (state_dim + 1) * (state_dim + 2) / 2
-    return 1e-2 * float(np.sqrt(3.0 / basis))
+    return default_learning_rate(state_dim)
 
 
 def _optimizer(config: SolverConfig, state_dim: int) -> optax.GradientTransformation:

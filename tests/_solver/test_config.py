@@ -1,7 +1,6 @@
-"""`SolverConfig` and its groups: resolved defaults, hashing, validation, resume settings."""
+"""`SolverConfig` and its groups: hashing, validation, resume settings (defaults: test_defaults)."""
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
@@ -15,61 +14,9 @@ from stackjax import (
     OperatorConfig,
     SamplerConfig,
     SolverConfig,
-    examples,
-    resolve_config,
 )
-from stackjax._solver._step import learning_rate
 
 GROUPS = (NetworkConfig, AdamConfig, GaussNewtonConfig, SamplerConfig, OperatorConfig, LayoutConfig)
-
-
-def _lq_defaults(d, *, steps, batch, cg, basis, weight, per):
-    """The resolved config of an LQ game (no MLP correction) of dimension ``d``."""
-    return SolverConfig(
-        network=NetworkConfig(time_basis=basis, correction=False, head_form="expanded"),
-        adam=AdamConfig(steps=0),
-        gauss_newton=GaussNewtonConfig(steps=steps, batch_size=batch, cg_iterations=cg),
-        operator=OperatorConfig(gradient_weight=weight),
-        layout=LayoutConfig(points_per_time=per),
-    )
-
-
-@pytest.mark.parametrize(
-    "make_game, expected",
-    [
-        # d = 1 < 5: Gauss-Newton only, plain residual rows, one state per time.
-        (examples.scalar_game,
-         _lq_defaults(1, steps=20, batch=512, cg=40, basis=8, weight=0.0, per=1)),
-        # 5 <= d < 20: the state-gradient rows, 8 states per time (256 and 512 divide by 8).
-        (lambda: examples.random_game(jax.random.key(0), 10, 1),
-         _lq_defaults(10, steps=20, batch=512, cg=40, basis=8, weight=1.0, per=8)),
-        # d >= 20: more, smaller Gauss-Newton iterations and 3 Chebyshev polynomials.
-        (lambda: examples.random_game(jax.random.key(0), 50, 1),
-         _lq_defaults(50, steps=30, batch=256, cg=20, basis=3, weight=1.0, per=8)),
-    ],
-)  # fmt: skip
-def test_resolved_defaults_of_lq_games(make_game, expected):
-    """`resolve_config` fills every ``None`` field from the table in `_defaults` and keeps the
-    rest at the constructor defaults; the peak learning rate is ``1e-2 sqrt(3 / B)`` with
-    ``B = (d + 1)(d + 2) / 2``."""
-    game = make_game()
-    resolved = resolve_config(game, SolverConfig())
-    assert resolved == expected
-    assert resolve_config(game) == resolved and resolve_config(game, resolved) == resolved
-    d = game.state_dim
-    assert learning_rate(resolved, d) == pytest.approx(1e-2 * math.sqrt(6 / ((d + 1) * (d + 2))))
-    assert learning_rate(resolved.replace(adam=AdamConfig(learning_rate=3e-3)), d) == 3e-3
-
-
-def test_resolved_defaults_with_the_mlp_correction():
-    resolved = resolve_config(examples.cole_hopf_game(d=10))
-    assert resolved == SolverConfig(
-        network=NetworkConfig(time_basis=8, correction=True, head_form="expanded"),
-        adam=AdamConfig(steps=2000),
-        gauss_newton=GaussNewtonConfig(steps=50, batch_size=512, cg_iterations=40),
-        operator=OperatorConfig(gradient_weight=0.0),
-        layout=LayoutConfig(points_per_time=1),
-    )
 
 
 def test_configs_are_hashable_static_arguments():
@@ -128,6 +75,16 @@ def test_resume_settings_ignore_the_step_budgets():
         (lambda: NetworkConfig(head_form="dense"), ValueError, "NetworkConfig.head_form"),
         (lambda: SolverConfig(adam=AdamConfig(steps=0), gauss_newton=GaussNewtonConfig(steps=0)),
          ValueError, "GaussNewtonConfig.steps"),
+        # Flat names of earlier versions say where the setting lives now.
+        (lambda: SolverConfig(num_steps=500), TypeError, r"num_steps -> adam=AdamConfig\(steps"),
+        (lambda: SolverConfig(refine_steps=5, chunk_size=9), TypeError,
+         r"refine_steps -> gauss_newton=.*chunk_size -> solve\(\.\.\., chunk_size"),
+        # Every batch splits evenly over the devices (with one state per time too).
+        (lambda: SolverConfig(gauss_newton=GaussNewtonConfig(batch_size=100),
+                              layout=LayoutConfig(num_devices=8)),
+         ValueError, r"GaussNewtonConfig.batch_size=100 .* = 8 .*e.g. 104"),
+        (lambda: SolverConfig(adam=AdamConfig(batch_size=10), layout=LayoutConfig(num_devices=4)),
+         ValueError, r"AdamConfig.batch_size=10 .*e.g. 12"),
     ],
 )  # fmt: skip
 def test_bad_settings_name_the_field(make, error, match):

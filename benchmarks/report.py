@@ -36,6 +36,7 @@ BENCH = ROOT / "benchmarks"
 #: (name, script, what it measures) in the order of the report.
 SCRIPTS = (
     ("accuracy", "accuracy.py", "neural solver accuracy (the accuracy table) and time to accuracy"),
+    ("robustness", "robustness.py", "default solve on a held-out family of games"),
     ("dimension", "dimension.py", "training-step cost against d per second-order operator"),
     ("deepxde_compare", "baselines/deepxde_compare.py", "stackjax vs DeepXDE (PyTorch)"),
     ("finite_difference", "baselines/finite_difference.py", "stackjax vs a grid solver"),

@@ -155,8 +155,10 @@ def restore_checkpoint(directory, template, *, key_data, settings: str):
                 f"Checkpoint entry {name!r} has shape {value.shape}, the model expects "
                 f"{np.shape(leaf)}. Fix: use an empty `checkpoint_dir`."
             )
-        if np.issubdtype(value.dtype, np.floating) and ".best_loss" not in name:
-            if not np.all(np.isfinite(value)):
+        if np.issubdtype(value.dtype, np.floating):
+            # inf is a valid best loss (none yet) and time scale (plain time map); NaN never.
+            may_be_inf = ".best_loss" in name or ".norm.time_scale" in name
+            if np.any(np.isnan(value)) or not (may_be_inf or np.all(np.isfinite(value))):
                 raise ValueError(
                     f"Checkpoint entry {name!r} holds non-finite values. Fix: use an empty "
                     "`checkpoint_dir` to start afresh."

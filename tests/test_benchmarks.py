@@ -144,6 +144,24 @@ def test_deepxde_compare_quick_poses_the_same_system(tmp_path):
         assert hist[-1]["step"] >= 100 and hist[-1]["max_error"] < hist[0]["max_error"], hist
 
 
+@pytest.mark.slow
+def test_robustness_quick_slice_is_accurate_or_flagged(tmp_path):
+    """The CI slice of the held-out family (d = 2, 3; default solve against Riccati): every
+    game is within the targets or `solve` warned, and every game whose value or V(0, x0) error
+    exceeds 1e-2 was flagged by the error indicator."""
+    _run("robustness.py", tmp_path)
+    records = _records(tmp_path / "robustness.json")
+    games = [r for r in records if r.get("kind") == "game"]
+    assert [r["d"] for r in games] == [2, 3]
+    for r in games:
+        assert r["within_targets"] or r["warned"], r
+        if max(r["value_error"], r["x0_error"]) > 1e-2:
+            assert r["warned"] and r["indicator"] > 1e-2, r
+    (summary_d2,) = [r for r in records if r.get("kind") == "summary" and r["d"] == 2]
+    assert summary_d2["above_1e-2_flagged"] == summary_d2["above_1e-2"]
+    assert (tmp_path / "robustness.png").stat().st_size > 10_000
+
+
 def test_report_update_replaces_only_the_chosen_sections():
     """`report.py --only NAME --update` swaps NAME's section of an existing report, keeps the
     other sections and their order, appends new ones, and says what was regenerated."""

@@ -1,17 +1,19 @@
 """Value networks of both players in every regime (Flax), with the terminal condition built in.
 
-For player ``k`` and regime ``i`` (docs/math.md §5.1),
-``V_{k,i}(t, x) = psi_{k,i}(x) + S_{k,i} tau [ z.A_{k,i}(tau) z + a_{k,i}(tau).z + a0_{k,i}(tau)
-+ NN_{k,i}(tau, z) ]`` with
+For player ``k`` and regime ``i`` (docs/math.md §5.1; the architecture: docs/solver.md),
+``V_{k,i}(t, x) = psi_{k,i}(x) + S_{k,i} phi(tau) [ z.A_{k,i}(sigma) z + a_{k,i}(sigma).z
++ a0_{k,i}(sigma) + NN_{k,i}(tau, z) ]`` with
 
 - ``tau = (T - t) / T`` in ``[0, 1]`` and ``z = (x - x0) / s`` (input scaling from the game's
   horizon, initial state and the sampling scale ``s``);
-- ``psi_{k,i}`` the game's terminal cost: the factor ``tau`` makes ``V(T, x) = psi(x)``
+- ``psi_{k,i}`` the game's terminal cost: ``phi(0) = 0`` makes ``V(T, x) = psi(x)``
   **exactly**, so there is no terminal loss term to balance (and no terminal error);
 - a time-dependent quadratic form in ``z`` whose coefficients are linear in a Chebyshev basis
-  of ``tau`` (exact for LQ games up to the time truncation, which converges spectrally because
+  of ``sigma`` (exact for LQ games up to the time truncation, which converges spectrally because
   the Riccati coefficients are analytic in ``t``), plus a tanh MLP correction ``NN`` (last
   layer initialised at zero) for non-quadratic value functions;
+- ``sigma = phi = tau`` unless the game has a time scale much shorter than ``T`` (fast regime
+  switching, cheap control, long horizons): then `time_map` resolves the terminal layer;
 - ``S_{k,i}`` an output scale estimated from the game (terminal and running cost magnitudes
   on the sampling distribution), so that the bracket is O(1) at initialisation.
 
@@ -29,7 +31,14 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-__all__ = ["Normalization", "QuadraticCoefficients", "ValueModel", "estimate_normalization"]
+__all__ = [
+    "Normalization",
+    "QuadraticCoefficients",
+    "ValueModel",
+    "estimate_normalization",
+    "fastest_rate",
+    "time_map",
+]
 
 
 class QuadraticCoefficients(struct.PyTreeNode):
@@ -65,12 +74,15 @@ class Normalization(struct.PyTreeNode):
       state_scale: [] ``s``.
       horizon: [] ``T``.
       value_scale: [2, m] ``S_{k,i}``.
+      time_scale: [] ``epsilon``, the game's fastest time scale as a fraction of ``T``
+        (`time_map`); ``inf`` when it is not much shorter than ``T``.
     """
 
     center: jax.Array
     state_scale: jax.Array
     horizon: jax.Array
     value_scale: jax.Array
+    time_scale: jax.Array
 
 
 def estimate_normalization(game, state_scale: float, num_points: int = 512) -> Normalization:
@@ -94,12 +106,78 @@ def estimate_normalization(game, state_scale: float, num_points: int = 512) -> N
     T = game.horizon
     scale = rms(psi) + T * rms(f0) + T * jnp.abs(game.temperatures)[:, None]
     scale = scale + 1e-3 * jnp.max(scale) + 1e-6
+    # A discretisation choice, not part of the solution: no derivative flows through it.
+    rate = jax.lax.stop_gradient(fastest_rate(game))
+    fraction = TIME_SCALE_FACTOR / (rate * jax.lax.stop_gradient(T))
+    time_scale = jnp.where(fraction < PLAIN_TIME_FRACTION, fraction, jnp.inf).astype(dtype)
     return Normalization(
         center=game.initial_state,
         state_scale=jnp.asarray(state_scale, dtype),
         horizon=T,
         value_scale=scale,
+        time_scale=time_scale,
     )
+
+
+#: ``epsilon = TIME_SCALE_FACTOR / (rho T)`` (`estimate_normalization`); the plain map in
+#: ``tau`` is kept while ``epsilon >= PLAIN_TIME_FRACTION`` (docs/solver.md, "Time map").
+TIME_SCALE_FACTOR = 2.0
+PLAIN_TIME_FRACTION = 1.0 / 3.0
+
+
+def fastest_rate(game) -> jax.Array:
+    """[] ``rho``: the fastest rate (1 / time) at which a value can change near the terminal
+    time, from the game at ``x0`` in every regime (docs/solver.md, "Time map"): the largest regime
+    leaving rate ``-Gamma_ii``, the drift Jacobian's norm, and each player's closed-loop rates
+    ``|M_k| |psi_k''| + sqrt(|M_k| |f0_k''|)`` with the control authority
+    ``M_1 = B1 R11^-1 B1^T`` (leader's cost) and ``M_2 = B2 R22^-1 B2^T`` (follower's; the
+    disturbance's ``-R22`` of the leader in a zero-sum game). Spectral norms."""
+    x0 = game.initial_state
+
+    def spectral(a):  # symmetric [.., d, d]
+        return jnp.max(jnp.abs(jnp.linalg.eigvalsh(a)))
+
+    def authority(B, R):
+        return spectral(B @ jnp.linalg.pinv(R) @ B.T)
+
+    def regime_rate(i):
+        coef = game.coefficients(x0, i)
+        drift = jnp.linalg.norm(jax.jacfwd(lambda x: game.coefficients(x, i).beta)(x0), 2)
+        terminal = jax.hessian(lambda x: game.terminal_cost(x, i))(x0)  # [2, d, d]
+        running = jax.hessian(lambda x: game.coefficients(x, i).f0)(x0)  # [2, d, d]
+        follower_cost = jnp.where(game.zero_sum, -coef.R22[0], coef.R22[1])
+        rates = []
+        for k, M in enumerate((authority(coef.B1, coef.R11[0]), authority(coef.B2, follower_cost))):
+            own = 0 if game.zero_sum else k
+            curvature = spectral(0.5 * (terminal[own] + terminal[own].T))
+            cost = spectral(0.5 * (running[own] + running[own].T))
+            rates.append(M * curvature + jnp.sqrt(M * cost))
+        return jnp.max(jnp.stack([drift, *rates]))
+
+    regimes = jnp.arange(game.num_regimes)
+    leaving = jnp.max(-jnp.diagonal(jnp.asarray(game.generator)))
+    return jnp.maximum(jnp.max(jax.vmap(regime_rate)(regimes)), leaving)
+
+
+def time_map(norm: Normalization, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(sigma, phi)`` at times ``t``: the argument of the Chebyshev basis and the factor in
+    front of the bracket, both functions of ``tau = (T - t) / T`` with value 0 at ``tau = 0``
+    and 1 at ``tau = 1`` (docs/solver.md, "Time map").
+
+    With ``epsilon = norm.time_scale`` finite, ``sigma = log(1 + tau / epsilon) /
+    log(1 + 1 / epsilon)`` spreads the terminal layer of width ``epsilon`` over the basis and
+    ``phi = (1 - exp(-tau / epsilon)) / (1 - exp(-1 / epsilon))`` saturates after it, so a
+    value that settles within ``epsilon`` of ``T`` (fast regime switching, cheap control, long
+    horizons) leaves a bracket of order 1 instead of one growing like ``1 / tau``. With
+    ``epsilon = inf`` both are ``tau``.
+    """
+    tau = (norm.horizon - t) / norm.horizon
+    eps = norm.time_scale
+    finite = jnp.isfinite(eps)
+    e = jnp.where(finite, eps, 1.0)  # a harmless value on the branch not taken
+    sigma = jnp.log1p(tau / e) / jnp.log1p(1.0 / e)
+    phi = jnp.expm1(-tau / e) / jnp.expm1(-1.0 / e)
+    return jnp.where(finite, sigma, tau), jnp.where(finite, phi, tau)
 
 
 def _chebyshev(s: jax.Array, num: int) -> jax.Array:
@@ -219,7 +297,7 @@ class ValueModel:
     def time_features(self, norm: Normalization, t) -> jax.Array:
         """``[K, *t.shape]`` Chebyshev features ``T_k(2 tau - 1)``, ``tau = (T - t) / T``."""
         t = jnp.asarray(t, norm.value_scale.dtype)
-        return _chebyshev(2.0 * (norm.horizon - t) / norm.horizon - 1.0, self.time_basis)
+        return _chebyshev(2.0 * time_map(norm, t)[0] - 1.0, self.time_basis)
 
     def hessian_basis(self, params_i) -> jax.Array:
         """``[K, p, d, d]`` symmetric basis matrices ``B_k`` of one regime's ``H(tau)``.
@@ -309,7 +387,7 @@ class ValueModel:
         if self.correction:
             bracket = bracket + self._head(dtype).apply(params_i, tau, z)
         psi = game.terminal_cost(x, i)[: self.num_outputs]
-        return psi + norm.value_scale[: self.num_outputs, i] * tau * bracket
+        return psi + norm.value_scale[: self.num_outputs, i] * time_map(norm, t)[1] * bracket
 
     def regime_value(self, params_i, norm: Normalization, game, i, t, x) -> jax.Array:
         """``[p]`` values in regime ``i`` (``p = 1`` leader only if zero-sum, else 2 players).
@@ -338,7 +416,7 @@ class ValueModel:
         t, x = jnp.asarray(t, dtype), jnp.asarray(x, dtype)
         tau = (norm.horizon - t) / norm.horizon
         z = (x - norm.center) / norm.state_scale
-        out = norm.value_scale[: self.num_outputs, i] * tau
+        out = norm.value_scale[: self.num_outputs, i] * time_map(norm, t)[1]
         out = out * self._head(dtype).apply(params_i, tau, z)
         if with_terminal:
             out = out + game.terminal_cost(x, i)[: self.num_outputs]
@@ -367,8 +445,8 @@ class ValueModel:
         """
         dtype = norm.value_scale.dtype
         t = jnp.asarray(t, dtype)
-        tau = (norm.horizon - t) / norm.horizon
-        scale = norm.value_scale[: self.num_outputs, i] * tau / norm.state_scale**2
+        phi = time_map(norm, t)[1]
+        scale = norm.value_scale[: self.num_outputs, i] * phi / norm.state_scale**2
         terminal = (
             game.terminal_hessian(i)[: self.num_outputs].astype(dtype) if with_terminal else 0
         )

@@ -125,6 +125,7 @@ TIME_SCALE_FACTOR = 2.0
 PLAIN_TIME_FRACTION = 1.0 / 3.0
 
 
+@jax.jit  # one compilation per game structure instead of dozens of eager operations
 def fastest_rate(game) -> jax.Array:
     """[] ``rho``: the fastest rate (1 / time) at which a value can change near the terminal
     time, from the game at ``x0`` in every regime (docs/solver.md, "Time map"): the largest regime

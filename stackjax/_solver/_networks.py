@@ -85,7 +85,9 @@ class Normalization(struct.PyTreeNode):
     time_scale: jax.Array
 
 
-def estimate_normalization(game, state_scale: float, num_points: int = 512) -> Normalization:
+def estimate_normalization(
+    game, state_scale: float, num_points: int = 512, *, time_basis: int | None = None
+) -> Normalization:
     """Scales from the game: ``S_{k,i} = RMS psi_{k,i} + T RMS f0_{k,i} + T |lambda_k| + eps``.
 
     RMS over ``x ~ N(x0, s^2 I)`` (a fixed internal draw, so the result is a deterministic
@@ -109,7 +111,11 @@ def estimate_normalization(game, state_scale: float, num_points: int = 512) -> N
     # A discretisation choice, not part of the solution: no derivative flows through it.
     rate = jax.lax.stop_gradient(fastest_rate(game))
     fraction = TIME_SCALE_FACTOR / (rate * jax.lax.stop_gradient(T))
-    time_scale = jnp.where(fraction < PLAIN_TIME_FRACTION, fraction, jnp.inf).astype(dtype)
+    # Few time polynomials (the d >= 20 default of 3) cannot follow the stretched time: the map
+    # needs MIN_TIME_MAP_BASIS of them (docs/solver.md, "Time map").
+    stretch = time_basis is None or time_basis >= MIN_TIME_MAP_BASIS
+    use = (fraction < PLAIN_TIME_FRACTION) & stretch
+    time_scale = jnp.where(use, fraction, jnp.inf).astype(dtype)
     return Normalization(
         center=game.initial_state,
         state_scale=jnp.asarray(state_scale, dtype),
@@ -123,6 +129,8 @@ def estimate_normalization(game, state_scale: float, num_points: int = 512) -> N
 #: ``tau`` is kept while ``epsilon >= PLAIN_TIME_FRACTION`` (docs/solver.md, "Time map").
 TIME_SCALE_FACTOR = 2.0
 PLAIN_TIME_FRACTION = 1.0 / 3.0
+#: Fewest Chebyshev polynomials (`NetworkConfig.time_basis`) with which the map is used.
+MIN_TIME_MAP_BASIS = 8
 
 
 @jax.jit  # one compilation per game structure instead of dozens of eager operations

@@ -138,7 +138,9 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     def init(key: jax.Array) -> TrainState:
         key = as_key(key)
         params = model.init(key, dtype)
-        norm = estimate_normalization(game, config.sampler.scale)
+        norm = estimate_normalization(
+            game, config.sampler.scale, time_basis=config.network.time_basis
+        )
         pool_size = config.sampler.pool_size if num_pool > 0 else 0
         pool_t, pool_x = _sample(game, jax.random.fold_in(key, 1), config, pool_size)
         return TrainState(

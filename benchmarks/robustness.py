@@ -147,7 +147,7 @@ def family_game(index: int, d: int, *, max_draws: int = 50):
         concept = "nash" if spec["concept"] == "nash" else "stackelberg"
         try:
             game = sj.make_lq_game(**symbols)
-            sj.riccati_reference(game, concept=concept, num_times=11)
+            sj.riccati_reference(game, concept=concept)  # compiled once: run_game reuses it
         except ValueError:
             continue
         spec["draws"] = attempt + 1

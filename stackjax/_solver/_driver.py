@@ -277,11 +277,12 @@ def solve(
                 refine_total - done_refine, reference is not None, report.active
             )
             k_refine = jax.random.fold_in(k_train, num_steps + 1)
+            refine_config = _refine_settings(config)
             for piece in pieces:
                 tic_piece = time.perf_counter()
                 start = state.refine_step
                 state, (before, after, score) = refine(
-                    game, state, k_refine, config=_refine_settings(config),
+                    game, state, k_refine, config=refine_config,
                     controlled=controlled, num=piece,
                 )  # fmt: skip
                 status = _gauss_newton_status(status, before, start)

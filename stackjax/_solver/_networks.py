@@ -154,7 +154,7 @@ def fastest_rate(game) -> jax.Array:
         drift = jnp.linalg.norm(jax.jacfwd(lambda x: game.coefficients(x, i).beta)(x0), 2)
         terminal = jax.hessian(lambda x: game.terminal_cost(x, i))(x0)  # [2, d, d]
         running = jax.hessian(lambda x: game.coefficients(x, i).f0)(x0)  # [2, d, d]
-        follower_cost = jnp.where(game.zero_sum, -coef.R22[0], coef.R22[1])
+        follower_cost = -coef.R22[0] if game.zero_sum else coef.R22[1]  # static flag
         rates = []
         for k, M in enumerate((authority(coef.B1, coef.R11[0]), authority(coef.B2, follower_cost))):
             own = 0 if game.zero_sum else k

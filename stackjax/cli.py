@@ -34,6 +34,7 @@ def _riccati(args) -> int:
     import numpy as np
 
     from . import examples, monte_carlo_cost, riccati_reference
+    from ._xla_flags import loop_jit
 
     game = examples.make_example(args.example)
     print(
@@ -73,7 +74,7 @@ def _riccati(args) -> int:
           f"{2 * args.steps} Euler steps, Richardson-extrapolated; sampled actions, exact regime "
           "switching; docs/math.md §9.5):")  # fmt: skip
     mc = functools.partial(monte_carlo_cost, num_paths=args.paths, richardson=True)
-    run = jax.jit(lambda key, i0: mc(game, sol.policy, key, regime0=i0, num_steps=args.steps))
+    run = loop_jit(lambda key, i0: mc(game, sol.policy, key, regime0=i0, num_steps=args.steps))
     rows = []
     start = time.perf_counter()
     for i in range(game.num_regimes):
@@ -131,6 +132,7 @@ def _solve(args) -> int:
 
     from . import evaluate, monte_carlo_cost, riccati_reference
     from ._solver import AdamConfig, SolverConfig, solve
+    from ._xla_flags import loop_jit
 
     game, name, problem = _load_game(args)
     if problem:
@@ -194,7 +196,7 @@ def _solve(args) -> int:
           "Euler steps, Richardson-extrapolated; sampled actions, exact regime switching) against "
           f"the {what}'s V(0, x0):")  # fmt: skip
     mc = functools.partial(monte_carlo_cost, num_paths=args.paths, richardson=True)
-    run = jax.jit(lambda key, i0: mc(game, solution.policy, key, regime0=i0, num_steps=25))
+    run = loop_jit(lambda key, i0: mc(game, solution.policy, key, regime0=i0, num_steps=25))
     rows = []
     start = time.perf_counter()
     for i in range(m):

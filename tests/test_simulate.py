@@ -7,6 +7,7 @@ import pytest
 from scipy.linalg import expm
 
 import stackjax as sj
+from stackjax._xla_flags import loop_jit  # loops optimised despite the suite's XLA level 0
 from stackjax.examples import controlled_diffusion_game, cross_term_game, scalar_game, zero_sum_game
 
 # (game, scheme, regime0, plain Euler visibly biased): both schemes, both starting regimes,
@@ -35,7 +36,7 @@ def test_monte_carlo_cost_is_centred_on_the_value_with_richardson_and_biased_wit
     seeds = jax.random.split(jax.random.key(11), 32)
 
     def z_scores(richardson):
-        run = jax.jit(jax.vmap(lambda k: sj.monte_carlo_cost(
+        run = loop_jit(jax.vmap(lambda k: sj.monte_carlo_cost(
             game, sol.policy, k, regime0=regime0, num_paths=1000, num_steps=16, scheme=scheme,
             richardson=richardson,
         )))  # fmt: skip
@@ -60,7 +61,7 @@ def test_regime_chain_matches_transition_matrix():
     """Empirical law of alpha_T against expm(Gamma T)[i0] (exponential clocks, split steps)."""
     game = scalar_game()
     sol = sj.riccati_reference(game, num_times=5)
-    traj = jax.jit(
+    traj = loop_jit(
         lambda k: sj.simulate(game, sol.policy, k, regime0=0, num_paths=40_000, num_steps=20)
     )(jax.random.key(3))
     final = np.asarray(traj.regimes[:, -1])

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
 
+from .._xla_flags import loop_jit
 from ._defaults import resolve_config
 from ._step import data_mesh, sample_batch
 from ._value import network_value
@@ -73,7 +72,7 @@ def linearized_residuals(network, unravel, flat, t, x, keys):
     return residual_vector, r, jvp_fn, lambda u: transpose(u)[0]
 
 
-@functools.partial(jax.jit, static_argnames=("config", "controlled", "num", "cg_unroll"))
+@loop_jit(static_argnames=("config", "controlled", "num", "cg_unroll"))
 def refine(game, state, base_key, *, config, controlled, num, cg_unroll=1):
     """``num`` Levenberg-Marquardt iterations on the normalised residual vector.
 

@@ -9,12 +9,11 @@ traced result code (`Status.code`), so eager, jitted and vmapped runs report it 
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from flax import struct
 
+from .._xla_flags import loop_jit
 from ._step import make_train_step
 
 __all__ = ["DIVERGENCE_FACTOR", "RESULT_CODES", "Status", "initial_status", "run_chunk"]
@@ -69,7 +68,7 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
-@functools.partial(jax.jit, static_argnames=("config", "controlled", "num"))
+@loop_jit(static_argnames=("config", "controlled", "num"))
 def run_chunk(game, state, good, status, base_key, stop, *, config, controlled, num):
     """``num`` guarded training steps in one ``lax.scan`` (step keys ``fold_in(key, step)``).
 

@@ -32,6 +32,7 @@ from flax import struct
 
 from stackjax.discrete._env import Environment
 
+from .._xla_flags import loop_jit
 from ._games import matrix_game
 from ._meta import (
     QueryParams,
@@ -466,7 +467,7 @@ def _compiled_train(structure, config: ContextualConfig):
         memory=memory != "none",
         small_memory=memory == "small",
     )
-    return jax.jit(make_train(template, config))
+    return loop_jit(make_train(template, config))
 
 
 def train_contextual(

@@ -16,13 +16,12 @@ form:
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from .._validation import as_key
+from .._xla_flags import loop_jit
 from ._env import Environment, check_environment
 from ._features import legendre, num_quadratic_features, quadratic_features
 from ._rollout import Batch, gaussian_log_density, rollout
@@ -200,7 +199,7 @@ def fit_policy_values(
     return _evaluate(env, policy, as_key(key), num_episodes, time_basis, method, ridge)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 3, 4, 5, 6))
+@loop_jit(static_argnums=(0, 1, 3, 4, 5, 6))
 def _evaluate(env, policy, key, num_episodes, time_basis, method, ridge):
     def act(k, n, obs):
         pol = policy(obs.time, obs.state).regime(obs.regime)

@@ -27,6 +27,7 @@ from flax import struct
 
 from .. import GaussianPolicy, PreHamiltonian, pointwise_equilibrium
 from .._validation import as_key
+from .._xla_flags import loop_jit
 from ._env import Environment, check_environment
 from ._evaluation import solve_normal, value_features
 from ._features import (
@@ -429,5 +430,5 @@ def learn(
     key = as_key(key)
     config = Config() if config is None else config
     train = make_train(env, config, callback=_print_progress if verbose else None)
-    state, metrics = jax.jit(train)(key)
+    state, metrics = loop_jit(train)(key)
     return result_from(state, metrics, env, config)

@@ -27,6 +27,15 @@ def _relative(diff, ref, axes):
     return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), num)
 
 
+#: Floor of the denominator of the relative error at ``(0, x0)``, as a fraction of the RMS value.
+X0_FLOOR = 0.1
+
+
+def x0_scale(v0, v):
+    """``max(|v0|, X0_FLOOR * RMS(v))``: ``v0 [2, m]`` at ``(0, x0)``, ``v [N, 2, m]`` sampled."""
+    return jnp.maximum(jnp.abs(v0), X0_FLOOR * jnp.sqrt(jnp.mean(v**2, axis=0)))
+
+
 def evaluate(candidate, reference, key, *, num_points: int = 2048, scale: float = 1.0) -> dict:
     """Relative L2 errors of values and policies of ``candidate`` against ``reference``.
 
@@ -39,7 +48,9 @@ def evaluate(candidate, reference, key, *, num_points: int = 2048, scale: float 
       A dict with ``value [2, m]`` (relative L2 over ``nu``), ``mean_leader [m]``,
       ``mean_follower [m]`` (Euclidean norm), ``cov_leader [m]``, ``cov_follower [m]``
       (Frobenius norm; absolute when the reference covariance is zero), ``value_at_x0 [2, m]``
-      (pointwise relative error at ``(0, x0)``), ``num_points`` and ``scale``.
+      (error at ``(0, x0)`` relative to ``max(|V_ref(0, x0)|, X0_FLOOR * RMS_nu V_ref)``, so a
+      value that crosses zero near ``x0`` is measured against a tenth of its typical size),
+      ``num_points`` and ``scale``.
     """
     key = as_key(key)
     if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 1:
@@ -64,7 +75,7 @@ def evaluate(candidate, reference, key, *, num_points: int = 2048, scale: float 
         "cov_follower": _relative(
             pol_c.cov_follower - pol_r.cov_follower, pol_r.cov_follower, (0, 2, 3)
         ),
-        "value_at_x0": jnp.abs(v0_c - v0_r) / jnp.abs(v0_r),
+        "value_at_x0": jnp.abs(v0_c - v0_r) / x0_scale(v0_r, v_r),
         "num_points": int(num_points),
         "scale": float(scale),
     }

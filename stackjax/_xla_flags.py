@@ -103,8 +103,36 @@ def loop_compiler_options() -> dict[str, int] | None:
     return None
 
 
+def _top_level() -> bool:
+    """Whether no JAX transformation is tracing (compiler options only apply to top-level jits)."""
+    try:
+        from jax._src.core import trace_state_clean
+
+        return trace_state_clean()
+    except ImportError:  # pragma: no cover - private API moved: never pass the options
+        return False
+
+
+class _LoopJit:
+    """``jax.jit(fun)`` with the loop options at top level, plain ``jax.jit`` inside a trace."""
+
+    def __init__(self, fun, options, jit_kwargs):
+        self._plain = jax.jit(fun, **jit_kwargs)
+        self._tuned = jax.jit(fun, compiler_options=options, **jit_kwargs)
+        functools.update_wrapper(self, fun)
+
+    def __call__(self, *args, **kwargs):
+        return (self._tuned if _top_level() else self._plain)(*args, **kwargs)
+
+    def __getattr__(self, name):  # lower, trace, _cache_size, ...: the top-level program's
+        return getattr(self._tuned, name)
+
+
 def loop_jit(fun=None, **jit_kwargs):
     """`jax.jit` for long-running loops (decorator or call, as ``jax.jit``); see module doc."""
     if fun is None:
         return functools.partial(loop_jit, **jit_kwargs)
-    return jax.jit(fun, compiler_options=loop_compiler_options(), **jit_kwargs)
+    options = loop_compiler_options()
+    if options is None:
+        return jax.jit(fun, **jit_kwargs)
+    return _LoopJit(fun, options, jit_kwargs)

@@ -117,3 +117,35 @@ def test_evaluate_reports_errors_against_reference():
     direct = np.sqrt(((v_na - v_st) ** 2).sum(0) / (v_st**2).sum(0))
     np.testing.assert_allclose(errors["value"], direct, rtol=1e-12)
     assert float(errors["mean_leader"].min()) > 1e-3
+    # At (0, x0): relative to |V_st(0, x0)| unless that is below a tenth of the RMS value.
+    v0_na, v0_st = np.asarray(na.value(0.0, game.x0)), np.asarray(st.value(0.0, game.x0))
+    scale = np.maximum(np.abs(v0_st), 0.1 * np.sqrt((v_st**2).mean(0)))
+    np.testing.assert_allclose(errors["value_at_x0"], np.abs(v0_na - v0_st) / scale, rtol=1e-12)
+
+
+class _Shifted:
+    """A reference's values minus their value at ``(0, x0)``: ``V(0, x0) = 0`` exactly."""
+
+    def __init__(self, base, offset):
+        self.base, self.offset, self.game = base, offset, base.game
+
+    def value(self, t, x):
+        return self.base.value(t, x) - self.offset
+
+    def policy(self, t, x):
+        return self.base.policy(t, x)
+
+
+def test_value_at_x0_is_finite_when_the_reference_vanishes_there():
+    """A reference value that is 0 at (0, x0): the error there is measured against a tenth of
+    the reference's RMS over the sample (the floor), not divided by zero."""
+    game = scalar_game()
+    st = sj.riccati_reference(game, num_times=11)
+    zero_at_x0 = _Shifted(st, st.value(0.0, game.x0))
+    key = jax.random.key(4)
+    errors = sj.evaluate(st, zero_at_x0, key, num_points=64)
+    t, x = sj._evaluate.sample_evaluation_points(game, key, 64)
+    v_ref = np.asarray(jax.vmap(zero_at_x0.value)(t, x))
+    expected = np.abs(np.asarray(st.value(0.0, game.x0))) / (0.1 * np.sqrt((v_ref**2).mean(0)))
+    np.testing.assert_allclose(errors["value_at_x0"], expected, rtol=1e-12)
+    assert np.all(np.isfinite(errors["value_at_x0"]))

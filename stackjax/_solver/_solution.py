@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from .._evaluate import x0_scale
 from .._gibbs import GaussianPolicy
 from .._operators import diffusion_margin, parabolicity_margin
 from .._residual import coupled_residual
@@ -158,7 +159,7 @@ def _diagnostics(network: NetworkValue, key, *, num_points: int):
     v0 = network(jnp.zeros((), t.dtype), game.initial_state)  # [2, m]
     return {
         "error_indicator": horizon * rms / value_rms,  # [2, m]
-        "error_indicator_x0": horizon * jnp.sqrt(jnp.mean(r0**2, axis=0)) / jnp.abs(v0),
+        "error_indicator_x0": horizon * jnp.sqrt(jnp.mean(r0**2, axis=0)) / x0_scale(v0, v),
         "residual_rms": rms,  # [2, m]
         "residual_relative": rms / jnp.sqrt(jnp.mean(v_t**2, axis=0)),  # [2, m] §9.4
         "parabolicity_min": jnp.min(margin, axis=0),  # [m]
@@ -175,10 +176,10 @@ def solution_diagnostics(solution: Solution, key: jax.Array, *, num_points: int 
     without a reference, docs/math.md §9.4): ``error_indicator [2, m]``, ``T`` times the RMS
     residual over the points divided by the RMS value, and ``error_indicator_x0 [2, m]``,
     ``T`` times the RMS residual on 16 times of the line ``{(t, x0)}`` divided by
-    ``|V(0, x0)|``; ``residual_rms [2, m]``, ``residual_relative [2, m]`` (divided by the
-    RMS of ``dV/dt``), ``parabolicity_min [m]`` and
-    ``parabolicity_negative_fraction [m]`` (§5.4) and ``nonfinite_fraction [m]`` (points where
-    the pointwise problem is not well posed, §4.5).
+    ``|V(0, x0)|`` (floored at a tenth of the RMS value, as `evaluate`'s ``value_at_x0``);
+    ``residual_rms [2, m]``, ``residual_relative [2, m]`` (divided by the RMS of ``dV/dt``),
+    ``parabolicity_min [m]`` and ``parabolicity_negative_fraction [m]`` (§5.4) and
+    ``nonfinite_fraction [m]`` (points where the pointwise problem is not well posed, §4.5).
     """
     key = as_key(key)
     check_setting("solution_diagnostics argument num_points", num_points, "int", 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._validation import as_key
 
@@ -55,8 +56,21 @@ def evaluate(candidate, reference, key, *, num_points: int = 2048, scale: float 
     key = as_key(key)
     if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 1:
         raise ValueError(f"`num_points` must be an int >= 1, got {num_points!r}.")
+    views = _pytree_view(candidate), _pytree_view(reference)
+    if views[0] is not None and views[1] is not None:  # one compiled program per structure
+        errors = _errors_jit(*views, key, scale, num_points=int(num_points))
+    else:  # objects that are not pytrees of arrays: traced op by op
+        errors = _errors(candidate, reference, key, scale, num_points=int(num_points))
+    return {
+        **errors,
+        "num_points": int(num_points),
+        "scale": float(scale),
+    }
+
+
+def _errors(candidate, reference, key, scale, *, num_points: int) -> dict:
     game = reference.game
-    t, x = sample_evaluation_points(game, key, int(num_points), scale)
+    t, x = sample_evaluation_points(game, key, num_points, scale)
 
     def at(obj):
         return jax.vmap(obj.value)(t, x), jax.vmap(obj.policy)(t, x)
@@ -76,6 +90,21 @@ def evaluate(candidate, reference, key, *, num_points: int = 2048, scale: float 
             pol_c.cov_follower - pol_r.cov_follower, pol_r.cov_follower, (0, 2, 3)
         ),
         "value_at_x0": jnp.abs(v0_c - v0_r) / x0_scale(v0_r, v_r),
-        "num_points": int(num_points),
-        "scale": float(scale),
     }
+
+
+_errors_jit = jax.jit(_errors, static_argnames="num_points")
+
+
+def _pytree_view(obj):
+    """``obj`` as a jit argument (a neural `Solution` without its run records, whose shapes
+    change from call to call), or None if it has leaves that are not arrays."""
+    if all(hasattr(obj, a) for a in ("history", "diagnostics", "replace")):
+        obj = obj.replace(history={}, diagnostics={})
+    try:
+        leaves = jax.tree.leaves(obj)
+        hash(jax.tree.structure(obj))  # static fields must be hashable
+    except TypeError:
+        return None
+    arrays = (jax.Array, np.ndarray, np.generic)
+    return obj if all(isinstance(leaf, arrays) for leaf in leaves) else None

@@ -328,7 +328,8 @@ def enable_compilation_cache() -> str | None:
     except OSError:  # read-only home: run without the cache
         return None
     jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    # Every program, the many small ones too: together they compile for seconds.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
 

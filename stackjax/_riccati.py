@@ -35,7 +35,8 @@ class FeedbackGains(struct.PyTreeNode):
       K: [m, k2, d].  kappa0: [m, k2].  Lambda: [m, k2, k1].
       cov_leader: [m, k1, k1].  cov_follower: [m, k2, k2].
       margins: [m, 3] smallest eigenvalues of ``Rt^{22}_2`` (WP-F), ``Rbar`` (WP-L1) and
-        ``Rt^{11}_1`` (WP-L2; +inf when ``lambda_1 = 0``).
+        ``Rt^{11}_1`` (WP-L2; +inf when ``lambda_1 = 0``). Nash (§4.6): ``Rbar`` is not
+        used (+inf) and ``Rt^{11}_1`` is checked whatever ``lambda_1``.
     """
 
     L1: jax.Array
@@ -191,14 +192,13 @@ def _regime_terms(data, P, p, lam, concept: str, zero_sum: bool, with_margins: b
         + eps
     )
     if with_margins:
-        Rbar_wp = _sym(Rt11_1 + Rt12_1 @ Lam + Lam.T @ Rt12_1.T + Lam.T @ Rt22_1 @ Lam)
-        margins = jnp.stack(
-            [
-                jnp.linalg.eigvalsh(Rt22_2)[0],
-                jnp.linalg.eigvalsh(Rbar_wp)[0],
-                jnp.where(pos1, jnp.linalg.eigvalsh(Rt11_1)[0], jnp.inf),
-            ]
-        )
+        own_1 = jnp.linalg.eigvalsh(Rt11_1)[0]
+        if concept == "stackelberg":
+            Rbar_wp = _sym(Rt11_1 + Rt12_1 @ Lam + Lam.T @ Rt12_1.T + Lam.T @ Rt22_1 @ Lam)
+            reduced, own_1 = jnp.linalg.eigvalsh(Rbar_wp)[0], jnp.where(pos1, own_1, jnp.inf)
+        else:  # Nash (§4.6): each player's own problem strictly convex; no reduced problem
+            reduced = jnp.asarray(jnp.inf, dtype)
+        margins = jnp.stack([jnp.linalg.eigvalsh(Rt22_2)[0], reduced, own_1])
     else:
         margins = jnp.full((3,), jnp.nan, dtype)
     gains = FeedbackGains(

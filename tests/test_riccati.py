@@ -270,6 +270,24 @@ def test_loss_of_well_posedness_along_the_solution_raises():
         sj.riccati_reference(game)
 
 
+def test_well_posedness_margins_follow_the_concept():
+    """Margins against the cost matrices by hand (cross-term game: no controlled diffusion, so
+    Rt = R; scalar controls): Stackelberg checks the follower's R22, the reduced leader
+    curvature Rbar = R11 + 2 R12 Lam + R22_1 Lam^2 with Lam = -R21_2 / R22_2, and R11 (lambda_1
+    > 0); Nash checks each player's own curvature (R22 of the follower, R11 of the leader) and
+    has no reduced problem (+inf)."""
+    game = cross_term_game()
+    # [2 players, m] entries of the scalar cost blocks
+    r11, r12, r22 = (np.asarray(a)[:, :, 0, 0] for a in (game.R11, game.R12, game.R22))
+    lam = -r12[1] / r22[1]  # [m] the follower's reaction to the leader's mean
+    rbar = r11[0] + 2 * r12[0] * lam + r22[0] * lam**2
+    for concept, middle in (("stackelberg", rbar), ("nash", np.full(2, np.inf))):
+        ref = sj.riccati_reference(game, num_times=5, concept=concept)
+        margins = np.asarray(ref.gains(0.3, with_margins=True).margins)  # [m, 3]
+        expected = np.stack([r22[1], middle, r11[0]], axis=1)
+        np.testing.assert_allclose(margins, expected, rtol=1e-12, err_msg=concept)
+
+
 def test_rejects_non_lq_game_and_bad_concept():
     with pytest.raises(ValueError, match="concept"):
         sj.riccati_reference(scalar_game(), concept="cournot")

@@ -166,8 +166,9 @@ def _solve(args) -> int:
             chunk = divisors[-1]
     config = SolverConfig(concept=args.concept, adam=AdamConfig(steps=args.steps))
     start = time.perf_counter()
+    # Reference checks for LQ games only: an exact non-LQ value (quadrature) is costly per check.
     solution = solve(game, k_solve, config, chunk_size=chunk, reference_every=1 if lq else 0,
-                     verbose=not args.quiet)  # fmt: skip
+                     reference=reference, verbose=not args.quiet)  # fmt: skip
     jax.block_until_ready(solution.state.params)
     train_time = time.perf_counter() - start
     status = "DIVERGED: " + solution.message if bool(solution.diverged) else "ok"

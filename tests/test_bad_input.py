@@ -150,6 +150,7 @@ CASES = [
     ("solve", lambda: sj.solve(LQ, jax.random.key(0), chunk_size=2.5), TypeError, "chunk_size"),
     ("solve", lambda: sj.solve(LQ, jax.random.key(0), verbose="false"), TypeError, "verbose"),
     ("solve", lambda: sj.solve(LQ, jax.random.key(0), reference_every=-1), ValueError, "reference_every"),
+    ("solve", lambda: sj.solve(LQ, jax.random.key(0), reference="riccati"), TypeError, "reference"),
     ("solve", lambda: sj.solve(LQ, jax.random.key(0), checkpoint_every=0), ValueError, "checkpoint_every"),
     ("solve", lambda: sj.solve(LQ, jax.random.key(0), diagnostic_points=-1), ValueError, "diagnostic_points"),
     ("solve", lambda: sj.solve(LQ, jax.random.key(0), stop_at_step=-1), ValueError, "stop_at_step"),

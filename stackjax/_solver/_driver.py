@@ -100,6 +100,7 @@ def solve(
     chunk_size: int = 500,
     verbose: bool = True,
     reference_every: int = 0,
+    reference=None,
     checkpoint_every: int = 1,
     diagnostic_points: int = 256,
     checkpoint_dir=None,
@@ -132,7 +133,10 @@ def solve(
       chunk_size: Adam steps per jitted ``lax.scan`` chunk (progress lines between chunks).
       verbose: print progress (with `print_progress`, unless ``progress`` is given).
       reference_every: every this many chunks (and Gauss-Newton iteration), record the
-        relative errors against the Riccati reference (LQ games; 0 disables).
+        relative errors against ``reference`` (0 disables).
+      reference: what to check against (``.value`` and ``.policy`` as for `evaluate`, e.g.
+        an exact solution of a non-LQ game); default ``riccati_reference(game)`` for LQ
+        games, none otherwise.
       checkpoint_every: with ``checkpoint_dir``, write the checkpoint every this many chunks.
       diagnostic_points: points of the residual and parabolicity diagnostics
         (`solution_diagnostics`; 0 skips them).
@@ -150,6 +154,11 @@ def solve(
         raise TypeError(
             f"`config` must be a SolverConfig or None, got {type(config).__name__}. Fix: pass "
             "stackjax.SolverConfig(...)."
+        )
+    if reference is not None and not all(hasattr(reference, a) for a in ("value", "policy")):
+        raise TypeError(
+            "`reference` must have .value(t, x) and .policy(t, x) (a RiccatiSolution or an exact "
+            f"solution), got {type(reference).__name__}. Fix: pass riccati_reference(game) or None."
         )
     for name, value, kind, low, optional in (
         ("chunk_size", chunk_size, "int", 1, False),
@@ -194,8 +203,9 @@ def solve(
     target = num_steps if stop_at_step is None else min(num_steps, stop_at_step)
     state, game = replicate((state, game), mesh)
     good = state
-    reference = None
-    if concrete and reference_every and getattr(game, "quadratic_value", False):
+    if not (concrete and reference_every):
+        reference = None
+    elif reference is None and getattr(game, "quadratic_value", False):
         from .._riccati import riccati_reference
 
         reference = riccati_reference(game, concept=config.concept)

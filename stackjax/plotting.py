@@ -106,7 +106,8 @@ def plot_history(history, *, final=None, title: str | None = None):
     Panels appear only for what ran: the Adam loss (if there were Adam steps), the
     Gauss-Newton loss per iteration (integer ticks; the kept iterate marked when the history
     says which), and the relative errors at the reference checks (solid: value, dashed:
-    policy mean; ``final``: the `evaluate` dict after training, drawn as stars).
+    policy mean; ``final``: the `evaluate` dict after training, drawn as stars at the returned
+    iterate).
 
     Args:
       history: ``Solution.history``.
@@ -122,6 +123,8 @@ def plot_history(history, *, final=None, title: str | None = None):
     errs = np.asarray(history.get("value_error", np.zeros((0,))))
     refine = np.asarray(history.get("refine_loss", np.zeros((0,))))
     adam_steps = int(np.asarray(history["step"]).size)
+    adam_steps_done = int(np.asarray(history["step"])[-1]) + 1 if adam_steps else 0
+    kept = history.get("refine_best")
     panels = (["adam"] if adam_steps else []) + (["refine"] if refine.size else [])
     panels += ["errors"] if errs.size else []
     if not panels:
@@ -141,7 +144,6 @@ def plot_history(history, *, final=None, title: str | None = None):
         scores = np.asarray(history.get("refine_evaluation_loss", np.zeros((0,))))
         if scores.size == refine.size:
             ax.semilogy(its, scores, "s--", ms=3, mfc="none", label="on the evaluation batch")
-        kept = history.get("refine_best")
         if kept is not None and np.size(kept) and int(np.asarray(kept)) >= 0:
             j = int(np.asarray(kept))
             ax.semilogy([j + 1], [scores[j] if scores.size else refine[j]], "*", ms=14,
@@ -156,6 +158,11 @@ def plot_history(history, *, final=None, title: str | None = None):
         es = np.asarray(history["error_step"])
         mean = np.asarray(history["mean_error"])
         markers = ("o", "s", "^", "v", "D", "P")
+        # The returned solution's errors at the kept Gauss-Newton iterate (checks after the
+        # Adam steps are numbered Adam steps + iteration), else after the last check.
+        star_x = es[-1]
+        if kept is not None and np.size(kept) and int(np.asarray(kept)) >= 0 and refine.size:
+            star_x = adam_steps_done + int(np.asarray(kept)) + 1
         for k, player in enumerate(("leader", "follower")):
             for i in range(errs.shape[2]):
                 c, mk = f"C{2 * i + k}", markers[(2 * i + k) % len(markers)]
@@ -163,7 +170,7 @@ def plot_history(history, *, final=None, title: str | None = None):
                             label=f"{player}, regime {i}")  # fmt: skip
                 ax.semilogy(es, mean[:, k, i], "--", marker=mk, ms=3, color=c, mfc="none")
                 if final is not None:
-                    ax.semilogy([es[-1]], [final["value"][k, i]], "*", ms=11, color=c)
+                    ax.semilogy([star_x], [final["value"][k, i]], "*", ms=11, color=c)
         what = ("Adam steps + " if adam_steps else "") + "Gauss-Newton iterations"
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel=what, ylabel="relative L2 error",

@@ -125,6 +125,8 @@ class _LoopJit:
         return (self._tuned if _top_level() else self._plain)(*args, **kwargs)
 
     def __getattr__(self, name):  # lower, trace, _cache_size, ...: the top-level program's
+        if name in ("_plain", "_tuned"):  # not yet set (copying): no recursion
+            raise AttributeError(name)
         return getattr(self._tuned, name)
 
 

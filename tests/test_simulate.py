@@ -7,8 +7,14 @@ import pytest
 from scipy.linalg import expm
 
 import stackjax as sj
-from stackjax._xla_flags import loop_jit  # loops optimised despite the suite's XLA level 0
 from stackjax.examples import controlled_diffusion_game, cross_term_game, scalar_game, zero_sum_game
+
+
+def loop_jit(fun):
+    """``jax.jit`` at LLVM level 1: the suite compiles at level 0 (tests/conftest.py), which
+    makes these many-step simulations several times slower to run."""
+    return jax.jit(fun, compiler_options={"xla_backend_optimization_level": 1})
+
 
 # (game, scheme, regime0, plain Euler visibly biased): both schemes, both starting regimes,
 # controlled diffusion, zero sum. The controlled-diffusion game's Euler bias at N = 16 is below

@@ -123,8 +123,8 @@ def plot_history(history, *, final=None, title: str | None = None):
     errs = np.asarray(history.get("value_error", np.zeros((0,))))
     refine = np.asarray(history.get("refine_loss", np.zeros((0,))))
     adam_steps = int(np.asarray(history["step"]).size)
-    adam_steps_done = int(np.asarray(history["step"])[-1]) + 1 if adam_steps else 0
-    kept = history.get("refine_best")
+    kept = history.get("refine_best")  # the returned Gauss-Newton iterate (0-based), -1 if none
+    kept = int(np.asarray(kept)) if kept is not None and np.size(kept) else -1
     panels = (["adam"] if adam_steps else []) + (["refine"] if refine.size else [])
     panels += ["errors"] if errs.size else []
     if not panels:
@@ -144,9 +144,8 @@ def plot_history(history, *, final=None, title: str | None = None):
         scores = np.asarray(history.get("refine_evaluation_loss", np.zeros((0,))))
         if scores.size == refine.size:
             ax.semilogy(its, scores, "s--", ms=3, mfc="none", label="on the evaluation batch")
-        if kept is not None and np.size(kept) and int(np.asarray(kept)) >= 0:
-            j = int(np.asarray(kept))
-            ax.semilogy([j + 1], [scores[j] if scores.size else refine[j]], "*", ms=14,
+        if kept >= 0:
+            ax.semilogy([kept + 1], [scores[kept] if scores.size else refine[kept]], "*", ms=14,
                         color="C3", label="returned iterate")  # fmt: skip
         ax.legend(fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -161,8 +160,9 @@ def plot_history(history, *, final=None, title: str | None = None):
         # The returned solution's errors at the kept Gauss-Newton iterate (checks after the
         # Adam steps are numbered Adam steps + iteration), else after the last check.
         star_x = es[-1]
-        if kept is not None and np.size(kept) and int(np.asarray(kept)) >= 0 and refine.size:
-            star_x = adam_steps_done + int(np.asarray(kept)) + 1
+        if kept >= 0 and refine.size:
+            adam_done = int(np.asarray(history["step"])[-1]) + 1 if adam_steps else 0
+            star_x = adam_done + kept + 1
         for k, player in enumerate(("leader", "follower")):
             for i in range(errs.shape[2]):
                 c, mk = f"C{2 * i + k}", markers[(2 * i + k) % len(markers)]

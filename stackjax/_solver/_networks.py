@@ -304,7 +304,7 @@ class ValueModel:
         )
 
     def time_features(self, norm: Normalization, t) -> jax.Array:
-        """``[K, *t.shape]`` Chebyshev features ``T_k(2 tau - 1)``, ``tau = (T - t) / T``."""
+        """``[K, *t.shape]`` Chebyshev features ``T_k(2 sigma - 1)``, ``sigma`` of `time_map`."""
         t = jnp.asarray(t, norm.value_scale.dtype)
         return _chebyshev(2.0 * time_map(norm, t)[0] - 1.0, self.time_basis)
 

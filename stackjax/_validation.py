@@ -9,6 +9,8 @@ not validated.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,6 +22,7 @@ __all__ = [
     "check_generator",
     "check_positive",
     "check_probability",
+    "check_setting",
     "check_shape",
     "fail",
     "is_concrete",
@@ -168,3 +171,38 @@ def as_key(key, name: str = "key") -> jax.Array:
         f"{'' if dtype is None else f' of dtype {dtype}'} {key!r:.40}. Fix: pass "
         "jax.random.key(seed) (split it with jax.random.split for several calls)."
     )
+
+
+def check_setting(name: str, value, kind: str, low=None, optional: bool = False) -> None:
+    """Type and range of one setting called ``name`` in the messages: ``kind`` ``"bool"``,
+    ``"int"`` (``>= low``), ``"positive"``, ``"nonnegative"``, ``"fraction"`` (in ``[0, 1]``),
+    ``"rate"`` (in ``(0, 1]``);
+    ``optional``: ``None`` allowed. Bools are not numbers; real numbers must be finite."""
+    if value is None:
+        if optional:
+            return
+        raise TypeError(f"{name} must not be None. Fix: pass a value or omit it.")
+    got = f"got {value!r} ({type(value).__name__})"
+    if kind == "bool":
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(f"{name} must be a bool, {got}. Fix: pass True or False.")
+        return
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a number, {got}. Fix: pass a float or an int.")
+    if kind == "int":
+        if not isinstance(value, int | np.integer):
+            raise TypeError(f"{name} must be an int >= {low}, {got}. Fix: pass a whole number.")
+        if value < low:
+            raise ValueError(f"{name} must be >= {low}, {got}. Fix: pass an int >= {low}.")
+        return
+    if not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a real number, {got}. Fix: pass a float.")
+    value = float(value)
+    ok, bound = {
+        "positive": (math.isfinite(value) and value > 0, "finite and > 0"),
+        "nonnegative": (math.isfinite(value) and value >= 0, "finite and >= 0"),
+        "fraction": (0 <= value <= 1, "in [0, 1]"),
+        "rate": (0 < value <= 1, "in (0, 1]"),
+    }[kind]
+    if not ok:
+        raise ValueError(f"{name} must be {bound}, {got}. Fix: pass a value {bound}.")

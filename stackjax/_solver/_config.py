@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import ClassVar
-
-import numpy as np
 
 from .._hamiltonian import check_concept
 from .._operators import OPERATOR_METHODS
 from .._sampling import SAMPLERS
+from .._validation import check_setting
 
 __all__ = [
     "AdamConfig",
@@ -23,7 +21,6 @@ __all__ = [
     "SamplerConfig",
     "SolverConfig",
     "TrainingDivergedWarning",
-    "check_setting",
 ]
 
 
@@ -34,39 +31,6 @@ class TrainingDivergedWarning(RuntimeWarning):
 class AccuracyWarning(RuntimeWarning):
     """A solution's residual-implied error indicator exceeds the documented threshold
     (`solution_diagnostics`), so its values and policies may be inaccurate."""
-
-
-def check_setting(name: str, value, kind: str, low=None, optional: bool = False) -> None:
-    """Type and range of one setting called ``name`` in the messages: ``kind`` ``"bool"``,
-    ``"int"`` (``>= low``), ``"positive"``, ``"nonnegative"``, ``"fraction"`` (in ``[0, 1]``);
-    ``optional``: ``None`` allowed. Bools are not numbers; real numbers must be finite."""
-    if value is None:
-        if optional:
-            return
-        raise TypeError(f"{name} must not be None. Fix: pass a value or omit it.")
-    got = f"got {value!r} ({type(value).__name__})"
-    if kind == "bool":
-        if not isinstance(value, bool | np.bool_):
-            raise TypeError(f"{name} must be a bool, {got}. Fix: pass True or False.")
-        return
-    if isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be a number, {got}.")
-    if kind == "int":
-        if not isinstance(value, int | np.integer):
-            raise TypeError(f"{name} must be an int >= {low}, {got}. Fix: pass a whole number.")
-        if value < low:
-            raise ValueError(f"{name} must be >= {low}, {got}.")
-        return
-    if not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a real number, {got}.")
-    value = float(value)
-    ok, bound = {
-        "positive": (math.isfinite(value) and value > 0, "finite and > 0"),
-        "nonnegative": (math.isfinite(value) and value >= 0, "finite and >= 0"),
-        "fraction": (0 <= value <= 1, "in [0, 1]"),
-    }[kind]
-    if not ok:
-        raise ValueError(f"{name} must be {bound}, {got}.")
 
 
 class _Settings:

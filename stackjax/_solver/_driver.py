@@ -21,14 +21,13 @@ from .._checkpoint import has_checkpoint, restore_checkpoint, save_checkpoint
 from .._protocol import validate_game
 from .._sampling import resample_by_residual, sample_on_policy, sample_points
 from .._sharding import replicate
-from .._validation import as_key
+from .._validation import as_key, check_setting
 from ._config import (
     AccuracyWarning,
     AdamConfig,
     GaussNewtonConfig,
     SolverConfig,
     TrainingDivergedWarning,
-    check_setting,
 )
 from ._defaults import (
     cast_game,

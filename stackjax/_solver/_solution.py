@@ -14,8 +14,8 @@ from .._gibbs import GaussianPolicy
 from .._operators import diffusion_margin, parabolicity_margin
 from .._residual import coupled_residual
 from .._sampling import sample_points
-from .._validation import as_key
-from ._config import SolverConfig, check_setting
+from .._validation import as_key, check_setting
+from ._config import SolverConfig
 from ._defaults import is_concrete
 from ._loop import DIVERGENCE_FACTOR, RESULT_CODES, Status
 from ._step import TrainState

@@ -18,12 +18,12 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from stackjax._validation import check_setting
 from stackjax.discrete._env import Environment
 
-from ._contextual import _number, _positive_int
 from ._meta import InnerLoopParams, inner_loop_environment
 from ._oracle import _check_environment, _state_policy, policy_returns
-from ._ppo import PPOHyperparameters, make_ppo
+from ._ppo import PPOHyperparameters, make_ppo, ppo_settings
 
 __all__ = ["BaselineConfig", "make_train_independent", "make_train_inner_loop"]
 
@@ -66,42 +66,22 @@ class BaselineConfig:
     max_grad_norm: float = 10.0
 
     def __post_init__(self):
-        for name in (
-            "num_q_episodes",
-            "num_eval_episodes",
-            "num_updates",
-            "num_envs",
-            "update_epochs",
-            "num_minibatches",
-        ):
-            _positive_int(name, getattr(self, name))
-        for name in ("tell_leader", "hidden_queries"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"`{name}` must be a bool; got {getattr(self, name)!r}.")
-        _number("epsilon", self.epsilon, 0, 1)
-        _number("alpha", self.alpha, 0, 1, low_open=True)
-        _number("q_gamma", self.q_gamma, 0, 1)
-        _number("learning_rate", self.learning_rate, 0, 1e3, low_open=True)
-        _number("clip_eps", self.clip_eps, 0, 1, low_open=True)
-        _number("gamma", self.gamma, 0, 1)
-        _number("gae_lambda", self.gae_lambda, 0, 1)
-        _number("ent_coef", self.ent_coef, 0, 1e3)
-        _number("vf_coef", self.vf_coef, 0, 1e3)
-        _number("max_grad_norm", self.max_grad_norm, 0, 1e12, low_open=True)
+        checks = {
+            "num_q_episodes": ("int", 1),
+            "num_eval_episodes": ("int", 1),
+            "num_updates": ("int", 1),
+            "tell_leader": ("bool", None),
+            "hidden_queries": ("bool", None),
+            "epsilon": ("fraction", None),
+            "alpha": ("rate", None),
+            "q_gamma": ("fraction", None),
+        }
+        for name, (kind, low) in checks.items():
+            check_setting(f"BaselineConfig.{name}", getattr(self, name), kind, low)
+        ppo_settings(self)
 
     def ppo(self) -> PPOHyperparameters:
-        return PPOHyperparameters(
-            num_envs=self.num_envs,
-            update_epochs=self.update_epochs,
-            num_minibatches=self.num_minibatches,
-            learning_rate=self.learning_rate,
-            clip_eps=self.clip_eps,
-            gamma=self.gamma,
-            gae_lambda=self.gae_lambda,
-            ent_coef=self.ent_coef,
-            vf_coef=self.vf_coef,
-            max_grad_norm=self.max_grad_norm,
-        )
+        return ppo_settings(self)
 
 
 def _config(config) -> BaselineConfig:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable
 
 import jax
@@ -32,6 +31,7 @@ from flax import struct
 
 from stackjax.discrete._env import Environment
 
+from .._validation import check_setting
 from .._xla_flags import loop_jit
 from ._games import matrix_game
 from ._meta import (
@@ -49,7 +49,7 @@ from ._oracle import (
     exact_stackelberg,
     policy_returns,
 )
-from ._ppo import PPOHyperparameters, PPOState, make_ppo
+from ._ppo import PPOHyperparameters, PPOState, make_ppo, ppo_settings
 
 __all__ = [
     "ContextualConfig",
@@ -62,26 +62,6 @@ __all__ = [
 ]
 
 _MAX_FOLLOWER_TABLE = 2**20
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int; got {value!r}. Pass e.g. {name}=1.")
-
-
-def _number(name, value, low, high, low_open=False, high_open=False):
-    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(float(value))
-    if ok:
-        ok = (value > low if low_open else value >= low) and (
-            value < high if high_open else value <= high
-        )
-    if not ok:
-        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        raise ValueError(
-            f"`{name}` must be a number in {lo}{low}, {high}{hi}; got {value!r}. "
-            f"Pass a value in that range."
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,41 +143,21 @@ class ContextualConfig:
                     f"`queries` must not repeat an observation; got {self.queries!r}. "
                     "Ask each observation once."
                 )
-        for name in ("tell_leader", "hidden_queries"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"`{name}` must be a bool; got {getattr(self, name)!r}.")
-        for name in (
-            "pretrain_iterations",
-            "pretrain_batch",
-            "num_updates",
-            "num_envs",
-            "update_epochs",
-            "num_minibatches",
-        ):
-            _positive_int(name, getattr(self, name))
-        _number("pretrain_learning_rate", self.pretrain_learning_rate, 0, 1e3, low_open=True)
-        _number("pretrain_ent_coef", self.pretrain_ent_coef, 0, 1e3)
-        _number("learning_rate", self.learning_rate, 0, 1e3, low_open=True)
-        _number("clip_eps", self.clip_eps, 0, 1, low_open=True)
-        _number("gamma", self.gamma, 0, 1)
-        _number("gae_lambda", self.gae_lambda, 0, 1)
-        _number("ent_coef", self.ent_coef, 0, 1e3)
-        _number("vf_coef", self.vf_coef, 0, 1e3)
-        _number("max_grad_norm", self.max_grad_norm, 0, math.inf, low_open=True, high_open=True)
+        checks = {
+            "tell_leader": ("bool", None),
+            "hidden_queries": ("bool", None),
+            "pretrain_iterations": ("int", 1),
+            "pretrain_batch": ("int", 1),
+            "num_updates": ("int", 1),
+            "pretrain_learning_rate": ("positive", None),
+            "pretrain_ent_coef": ("nonnegative", None),
+        }
+        for name, (kind, low) in checks.items():
+            check_setting(f"ContextualConfig.{name}", getattr(self, name), kind, low)
+        ppo_settings(self)
 
     def ppo(self) -> PPOHyperparameters:
-        return PPOHyperparameters(
-            num_envs=self.num_envs,
-            update_epochs=self.update_epochs,
-            num_minibatches=self.num_minibatches,
-            learning_rate=self.learning_rate,
-            clip_eps=self.clip_eps,
-            gamma=self.gamma,
-            gae_lambda=self.gae_lambda,
-            ent_coef=self.ent_coef,
-            vf_coef=self.vf_coef,
-            max_grad_norm=self.max_grad_norm,
-        )
+        return ppo_settings(self)
 
 
 class ContextualState(struct.PyTreeNode):

@@ -17,9 +17,10 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from stackjax._validation import check_setting
 from stackjax.discrete._env import Environment
 
-__all__ = ["PPOHyperparameters", "PPOState", "make_ppo"]
+__all__ = ["PPOHyperparameters", "PPOState", "make_ppo", "ppo_settings"]
 
 
 class PPOHyperparameters(NamedTuple):
@@ -35,6 +36,29 @@ class PPOHyperparameters(NamedTuple):
     ent_coef: float
     vf_coef: float
     max_grad_norm: float
+
+
+# Each PPO setting's kind and minimum for `check_setting`.
+_PPO_CHECKS = {
+    "num_envs": ("int", 1),
+    "update_epochs": ("int", 1),
+    "num_minibatches": ("int", 1),
+    "learning_rate": ("positive", None),
+    "clip_eps": ("rate", None),
+    "gamma": ("fraction", None),
+    "gae_lambda": ("fraction", None),
+    "ent_coef": ("nonnegative", None),
+    "vf_coef": ("nonnegative", None),
+    "max_grad_norm": ("positive", None),
+}
+
+
+def ppo_settings(config) -> PPOHyperparameters:
+    """The PPO fields of a learner's settings object, each checked (`check_setting`)."""
+    owner = type(config).__name__
+    for name, (kind, low) in _PPO_CHECKS.items():
+        check_setting(f"{owner}.{name}", getattr(config, name), kind, low)
+    return PPOHyperparameters(**{name: getattr(config, name) for name in _PPO_CHECKS})
 
 
 class PPOState(struct.PyTreeNode):

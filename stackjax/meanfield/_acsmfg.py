@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from .._validation import check_setting
 from ..discrete._validation import is_concrete
 from ._game import MeanFieldGame, _flow, exploitability, leader_objective, uniform_policy
 from ._solvers import _newton, equilibrium_map, fictitious_play
@@ -77,18 +78,10 @@ class ACSMFGConfig:
 
     def __post_init__(self):
         for name in ("num_updates", "batch_size", "exact_newton_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive int; got {value!r}.")
-        for name in ("leader_lr", "follower_lr", "critic_lr", "mean_field_lr"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"`{name}` must be a positive number; got {value!r}.")
-        for name in ("follower_lr", "critic_lr", "mean_field_lr"):
-            if getattr(self, name) > 1:
-                raise ValueError(
-                    f"`{name}` must be <= 1 (it is a mixing weight); got {getattr(self, name)}."
-                )
+            check_setting(f"ACSMFGConfig.{name}", getattr(self, name), "int", 1)
+        check_setting("ACSMFGConfig.leader_lr", self.leader_lr, "positive")
+        for name in ("follower_lr", "critic_lr", "mean_field_lr"):  # mixing weights
+            check_setting(f"ACSMFGConfig.{name}", getattr(self, name), "rate")
         if not (
             self.leader_lr <= self.follower_lr <= self.critic_lr
             and self.leader_lr <= self.mean_field_lr

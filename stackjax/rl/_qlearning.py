@@ -18,7 +18,6 @@ the learned coefficients: the follower's Gibbs reaction and the leader's mean ag
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 
 import jax
@@ -26,7 +25,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from .. import GaussianPolicy, PreHamiltonian, pointwise_equilibrium
-from .._validation import as_key
+from .._validation import as_key, check_setting
 from .._xla_flags import loop_jit
 from ._env import Environment, check_environment
 from ._evaluation import solve_normal, value_features
@@ -82,19 +81,16 @@ class Config:
 
     def __post_init__(self):
         for name in ("num_iterations", "num_episodes", "value_basis", "q_basis"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Config.{name} must be a positive int, got {value!r}.")
+            check_setting(f"Config.{name}", getattr(self, name), "int", 1)
         if self.concept not in CONCEPTS:
-            raise ValueError(f"Config.concept must be one of {CONCEPTS}, got {self.concept!r}.")
-        if not math.isfinite(self.exploration) or self.exploration < 0:
-            raise ValueError(f"Config.exploration must be >= 0, got {self.exploration!r}.")
-        if not 0 < self.temperature_decay <= 1:
             raise ValueError(
-                f"Config.temperature_decay must be in (0, 1], got {self.temperature_decay!r}."
+                f"Config.concept must be one of {CONCEPTS}, got {self.concept!r}. "
+                "Fix: pick one of them."
             )
-        if not self.ridge > 0:
-            raise ValueError(f"Config.ridge must be > 0, got {self.ridge!r}.")
+        check_setting("Config.exploration", self.exploration, "nonnegative")
+        check_setting("Config.temperature_decay", self.temperature_decay, "rate")
+        check_setting("Config.ridge", self.ridge, "positive")
+        check_setting("Config.counterfactual", self.counterfactual, "bool")
 
 
 class GridPolicy(struct.PyTreeNode):

@@ -86,7 +86,7 @@ def test_config_validation():
         mf.ACSMFGConfig(leader_lr=0.5, follower_lr=0.1)
     with pytest.raises(ValueError, match="`leader_gradient` must be one of"):
         mf.ACSMFGConfig(leader_gradient="magic")
-    with pytest.raises(ValueError, match="`batch_size` must be a positive int"):
+    with pytest.raises(ValueError, match="ACSMFGConfig.batch_size must be >= 1"):
         mf.ACSMFGConfig(batch_size=0)
     with pytest.raises(ValueError, match="`game.temperature` must be > 0"):
         mf.make_train(mf.left_right_toll(0.0), mf.ACSMFGConfig())

@@ -111,11 +111,11 @@ def test_same_key_same_result_vmap_matches_loop_and_compiles_once():
 
 
 def test_config_and_input_errors():
-    with pytest.raises(ValueError, match="Config.num_episodes must be a positive int"):
+    with pytest.raises(ValueError, match="Config.num_episodes must be >= 1"):
         rl.Config(num_episodes=0)
     with pytest.raises(ValueError, match="Config.concept must be one of"):
         rl.Config(concept="cournot")
-    with pytest.raises(ValueError, match="Config.exploration must be >= 0"):
+    with pytest.raises(ValueError, match="Config.exploration must be finite and >= 0"):
         rl.Config(exploration=-1.0)
     with pytest.raises(ValueError, match="temperature_decay"):
         rl.Config(temperature_decay=0.0)

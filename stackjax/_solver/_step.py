@@ -7,6 +7,8 @@ The terminal condition is exact by construction (`_networks`), so there is no te
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -136,26 +138,7 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     batch_size = config.adam.batch_size
 
     def init(key: jax.Array) -> TrainState:
-        key = as_key(key)
-        params = model.init(key, dtype)
-        norm = estimate_normalization(
-            game, config.sampler.scale, time_basis=config.network.time_basis
-        )
-        pool_size = config.sampler.pool_size if num_pool > 0 else 0
-        pool_t, pool_x = _sample(game, jax.random.fold_in(key, 1), config, pool_size)
-        return TrainState(
-            params=params,
-            opt_state=optimizer.init(params),
-            step=jnp.zeros((), jnp.int32),
-            refine_step=jnp.zeros((), jnp.int32),
-            damping=jnp.asarray(1e-3, dtype),
-            norm=norm,
-            pool_t=pool_t,
-            pool_x=pool_x,
-            best_params=params,
-            best_loss=jnp.asarray(jnp.inf, dtype),
-            best_step=jnp.asarray(-1, jnp.int32),
-        )
+        return _initial_state(game, as_key(key), config=config)
 
     def network(params, norm, g) -> NetworkValue:
         return NetworkValue(
@@ -189,3 +172,29 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
         return new, {"loss": loss, "residual": terms}
 
     return init, train_step
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _initial_state(game, key: jax.Array, *, config: SolverConfig) -> TrainState:
+    """`make_train_step`'s ``init`` as one program (not dozens of eager operations)."""
+    dtype = float_dtype(game, config)
+    model = value_model(game, config)
+    optimizer = _optimizer(config, game.state_dim)
+    num_pool = config.num_pool_points
+    params = model.init(key, dtype)
+    norm = estimate_normalization(game, config.sampler.scale, time_basis=config.network.time_basis)
+    pool_size = config.sampler.pool_size if num_pool > 0 else 0
+    pool_t, pool_x = _sample(game, jax.random.fold_in(key, 1), config, pool_size)
+    return TrainState(
+        params=params,
+        opt_state=optimizer.init(params),
+        step=jnp.zeros((), jnp.int32),
+        refine_step=jnp.zeros((), jnp.int32),
+        damping=jnp.asarray(1e-3, dtype),
+        norm=norm,
+        pool_t=pool_t,
+        pool_x=pool_x,
+        best_params=params,
+        best_loss=jnp.asarray(jnp.inf, dtype),
+        best_step=jnp.asarray(-1, jnp.int32),
+    )

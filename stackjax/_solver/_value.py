@@ -239,13 +239,21 @@ class NetworkValue(struct.PyTreeNode):
         """``(r [N, 2, m], vector [R])``: the residuals and the flat vector whose sum of
         squares over ``r.size`` is the training loss (residual rows, then the weighted
         state-gradient rows when ``gradient_weight > 0``)."""
-        weight = float(self.config.operator.gradient_weight)
-        if weight > 0:
-            r, jac = self.batch_residual_gradients(t, x, keys)
-            w = jnp.sqrt(jnp.asarray(weight, r.dtype))
-            return r, jnp.concatenate([r.reshape(-1), w * jac.reshape(-1)])
-        r = self.batch_residuals(t, x, keys)
-        return r, r.reshape(-1)
+        return _residual_vector(self, t, x, keys)
+
+
+# A jitted function of the value object: a program that evaluates the residuals several times on
+# batches of one shape (the Gauss-Newton step linearises, re-evaluates and scores) traces the
+# Python residual code once; XLA inlines the call.
+@jax.jit
+def _residual_vector(network: NetworkValue, t, x, keys):
+    weight = float(network.config.operator.gradient_weight)
+    if weight > 0:
+        r, jac = network.batch_residual_gradients(t, x, keys)
+        w = jnp.sqrt(jnp.asarray(weight, r.dtype))
+        return r, jnp.concatenate([r.reshape(-1), w * jac.reshape(-1)])
+    r = network.batch_residuals(t, x, keys)
+    return r, r.reshape(-1)
 
 
 def as_groups(t, x, keys):

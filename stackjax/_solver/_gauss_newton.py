@@ -99,11 +99,11 @@ def refine(game, state, base_key, *, config, controlled, num, cg_unroll=1):
     k_pts, k_op = jax.random.split(jax.random.fold_in(base_key, jnp.iinfo(jnp.int32).max))
     evaluation = sample_batch(network.game, config, k_pts, k_op, n, mesh)
 
-    def evaluation_loss(theta):
-        r, vec = network.replace(params=unravel(theta)).residual_vector(*evaluation)
+    def batch_loss(theta, batch):  # the loss |r|^2 / #residuals of a batch
+        r, vec = network.replace(params=unravel(theta)).residual_vector(*batch)
         return jnp.sum(vec**2) / r.size
 
-    start_loss = evaluation_loss(flat)
+    start_loss = batch_loss(flat, evaluation)
     first = jnp.isinf(state.best_loss)  # the starting parameters are the first candidate
     best = (
         jnp.where(first, flat, best_flat),
@@ -112,38 +112,45 @@ def refine(game, state, base_key, *, config, controlled, num, cg_unroll=1):
     )
 
     def body(carry, _):
-        flat, mu, j, best = carry
+        flat, mu, j, score, best = carry
         k_pts, k_op = jax.random.split(jax.random.fold_in(base_key, j))
         t, x, keys = sample_batch(network.game, config, k_pts, k_op, n, mesh)
-        residual_vector, r, jvp_fn, vjp_fn = linearized_residuals(
-            network, unravel, flat, t, x, keys
-        )
-        grad = vjp_fn(r)
+        _, r, jvp_fn, vjp_fn = linearized_residuals(network, unravel, flat, t, x, keys)
 
         def normal_matvec(v):
             return vjp_fn(jvp_fn(v)) + mu * v
 
-        # Jacobi preconditioner: diag(J^T J) = E[(J^T v)^2] over Rademacher v (8 probes).
+        # The gradient J^T r and the Jacobi preconditioner diag(J^T J) = E[(J^T v)^2] over
+        # Rademacher v (8 probes), as one batched product (one copy of J^T in the program).
         probes = jax.random.rademacher(jax.random.fold_in(k_op, 1), (8, r.shape[0]), dtype=r.dtype)
-        diag = jnp.mean(jax.vmap(lambda v: vjp_fn(v) ** 2)(probes), axis=0)
+        products = jax.vmap(vjp_fn)(jnp.concatenate([r[None], probes]))
+        grad, diag = products[0], jnp.mean(products[1:] ** 2, axis=0)
         scale = diag + mu + 1e-12 * jnp.max(diag)
         delta = pcg(normal_matvec, -grad, scale, config.gauss_newton.cg_iterations, cg_unroll)
         new = flat + delta
-        loss_old, loss_new = jnp.sum(r**2), jnp.sum(residual_vector(new) ** 2)
+        # The trial on this batch and the candidate's score on the evaluation batch, batched
+        # (one copy of the residual in the program).
+        both = jax.tree.map(lambda a, b: jnp.stack([a, b]), (t, x, keys), evaluation)
+        trial, candidate = jax.vmap(batch_loss, in_axes=(None, 0))(new, both)
+        loss_old, loss_new = jnp.sum(r**2), trial
         accept = jnp.isfinite(loss_new) & (loss_new < loss_old)
         flat = jnp.where(accept, new, flat)
         mu = jnp.clip(jnp.where(accept, mu / 3.0, mu * 4.0), 1e-9, 1e6)
-        score = evaluation_loss(flat)
+        score = jnp.where(accept, candidate, score)
         better = jnp.isfinite(score) & (score < best[1])
         best = (
             jnp.where(better, flat, best[0]),
             jnp.where(better, score, best[1]),
             jnp.where(better, j, best[2]),
         )
-        return (flat, mu, j + 1, best), (loss_old, jnp.where(accept, loss_new, loss_old), score)
+        return (flat, mu, j + 1, score, best), (
+            loss_old,
+            jnp.where(accept, loss_new, loss_old),
+            score,
+        )
 
-    (flat, mu, j, best), losses = jax.lax.scan(
-        body, (flat, state.damping, state.refine_step, best), None, length=num
+    (flat, mu, j, _, best), losses = jax.lax.scan(
+        body, (flat, state.damping, state.refine_step, start_loss, best), None, length=num
     )
     state = state.replace(
         params=unravel(flat), damping=mu, refine_step=j,

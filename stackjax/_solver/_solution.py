@@ -147,15 +147,20 @@ def _diagnostics(network: NetworkValue, key, *, num_points: int):
             margin = jax.vmap(diffusion_margin)(der.coefficients, eq)
         return r, v, v_t, margin
 
-    r, v, v_t, margin = jax.vmap(at)(t, x, jax.random.split(k_dir, t.shape[0]))
+    # The sampled points and the line {(t, x0)} in one batch (one copy of the residual in
+    # the program; the exact operators do not read the keys).
+    horizon = game.horizon
+    line = horizon * (jnp.arange(_X0_TIMES, dtype=t.dtype) + 0.5) / _X0_TIMES
+    x0 = jnp.broadcast_to(game.initial_state, (_X0_TIMES, game.state_dim))
+    keys = jax.random.split(k_dir, num_points)
+    keys = jnp.concatenate([keys, jax.random.split(jax.random.fold_in(k_dir, 1), _X0_TIMES)])
+    r, v, v_t, margin = jax.vmap(at)(jnp.concatenate([t, line]), jnp.concatenate([x, x0]), keys)
+    r, r0 = r[:num_points], r[num_points:]
+    v, v_t, margin = v[:num_points], v_t[:num_points], margin[:num_points]
     rms = jnp.sqrt(jnp.mean(r**2, axis=0))
     # Residual-implied relative value error (§9.4): the error solves the linearised equation
     # with the residual as source and zero terminal data, so it is about T x residual.
-    horizon = game.horizon
     value_rms = jnp.sqrt(jnp.mean(v**2, axis=0))  # [2, m]
-    line = horizon * (jnp.arange(_X0_TIMES, dtype=t.dtype) + 0.5) / _X0_TIMES
-    x0 = jnp.broadcast_to(game.initial_state, (_X0_TIMES, game.state_dim))
-    r0 = jax.vmap(lambda ti, xi: _coupled_residual(network, ti, xi))(line, x0)
     v0 = network(jnp.zeros((), t.dtype), game.initial_state)  # [2, m]
     return {
         "error_indicator": horizon * rms / value_rms,  # [2, m]

@@ -138,7 +138,25 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     batch_size = config.adam.batch_size
 
     def init(key: jax.Array) -> TrainState:
-        return _initial_state(game, as_key(key), config=config)
+        sampler = config.sampler
+        params, norm, pool_t, pool_x = _initial_arrays(
+            game, as_key(key), model=model, scale=sampler.scale,
+            distribution=sampler.distribution, time_basis=config.network.time_basis,
+            pool=sampler.pool_size if num_pool > 0 else 0,
+        )  # fmt: skip
+        return TrainState(
+            params=params,
+            opt_state=optimizer.init(params),
+            step=jnp.zeros((), jnp.int32),
+            refine_step=jnp.zeros((), jnp.int32),
+            damping=jnp.asarray(1e-3, dtype),
+            norm=norm,
+            pool_t=pool_t,
+            pool_x=pool_x,
+            best_params=params,
+            best_loss=jnp.asarray(jnp.inf, dtype),
+            best_step=jnp.asarray(-1, jnp.int32),
+        )
 
     def network(params, norm, g) -> NetworkValue:
         return NetworkValue(
@@ -174,27 +192,15 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
     return init, train_step
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
-def _initial_state(game, key: jax.Array, *, config: SolverConfig) -> TrainState:
-    """`make_train_step`'s ``init`` as one program (not dozens of eager operations)."""
-    dtype = float_dtype(game, config)
-    model = value_model(game, config)
-    optimizer = _optimizer(config, game.state_dim)
-    num_pool = config.num_pool_points
-    params = model.init(key, dtype)
-    norm = estimate_normalization(game, config.sampler.scale, time_basis=config.network.time_basis)
-    pool_size = config.sampler.pool_size if num_pool > 0 else 0
-    pool_t, pool_x = _sample(game, jax.random.fold_in(key, 1), config, pool_size)
-    return TrainState(
-        params=params,
-        opt_state=optimizer.init(params),
-        step=jnp.zeros((), jnp.int32),
-        refine_step=jnp.zeros((), jnp.int32),
-        damping=jnp.asarray(1e-3, dtype),
-        norm=norm,
-        pool_t=pool_t,
-        pool_x=pool_x,
-        best_params=params,
-        best_loss=jnp.asarray(jnp.inf, dtype),
-        best_step=jnp.asarray(-1, jnp.int32),
+@functools.partial(
+    jax.jit, static_argnames=("model", "scale", "distribution", "time_basis", "pool")
+)
+def _initial_arrays(game, key, *, model, scale, distribution, time_basis, pool):
+    """The networks' parameters and normalization and the pool's first points, as one program
+    (not dozens of eager operations) that depends only on the settings it reads."""
+    dtype = game.initial_state.dtype
+    norm = estimate_normalization(game, scale, time_basis=time_basis)
+    pool_t, pool_x = sample_points(
+        game, jax.random.fold_in(key, 1), pool, scale=scale, distribution=distribution
     )
+    return model.init(key, dtype), norm, pool_t, pool_x

@@ -99,7 +99,7 @@ class ContextualConfig:
     queries: tuple[int, ...] | None = None
     tell_leader: bool = False
     hidden_queries: bool = False
-    pretrain_iterations: int = 300
+    pretrain_iterations: int = 600
     pretrain_batch: int = 256
     pretrain_learning_rate: float = 0.1
     pretrain_ent_coef: float = 0.5
@@ -107,7 +107,7 @@ class ContextualConfig:
     num_envs: int = 32
     update_epochs: int = 4
     num_minibatches: int = 1
-    learning_rate: float = 0.05
+    learning_rate: float = 0.1
     clip_eps: float = 0.2
     gamma: float = 1.0
     gae_lambda: float = 0.95

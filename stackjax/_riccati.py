@@ -414,7 +414,7 @@ def riccati_reference(
       concept: ``"stackelberg"`` (default) or ``"nash"`` (§4.6, for comparison).
       num_times: number of points of the uniform output grid on ``[0, T]`` (>= 2).
       rtol, atol: integrator tolerances; default ``1e-12`` in float64, ``1e-6`` in float32.
-      max_steps: integrator step budget.
+      max_steps: integrator step budget of each output interval.
 
     Returns:
       A `RiccatiSolution`. Differentiable with respect to the game's arrays (reverse mode via
@@ -462,26 +462,32 @@ def _integrate(game: LQGame, *, concept, num_times, rtol, atol, max_steps):
 
     y0 = (game.G, game.g, game.g0)
     taus = jnp.linspace(0.0, 1.0, num_times, dtype=dtype) * game.T
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(vector_field),
-        diffrax.Dopri8(),
-        t0=jnp.zeros((), dtype),
-        t1=game.T,
-        dt0=None,
-        y0=y0,
-        args=game,
-        saveat=diffrax.SaveAt(ts=taus),
-        # step_ts: land on every output time, so saved values are step end points (no dense
-        # interpolation error, which is ~1e-10 for Dopri8 at these tolerances).
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, step_ts=taus),
-        max_steps=max_steps,
-        throw=False,
-    )
-    P, p, c = (jnp.flip(leaf, axis=0) for leaf in sol.ys)
+    term, solver = diffrax.ODETerm(vector_field), diffrax.Dopri8()
+    controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    successful = diffrax.RESULTS.successful
+
+    # One solve per output interval, so every saved value is a step end point (no dense
+    # interpolation error, ~1e-10 for Dopri8 at these tolerances). A single solve with
+    # SaveAt(ts=...) would check the traced grid with host callbacks, which keep the compiled
+    # program out of JAX's persistent compilation cache.
+    def interval(carry, bounds):
+        y, result, steps = carry
+        sol = diffrax.diffeqsolve(
+            term, solver, t0=bounds[0], t1=bounds[1], dt0=None, y0=y, args=game,
+            stepsize_controller=controller, max_steps=max_steps, throw=False,
+        )  # fmt: skip
+        y = jax.tree.map(lambda leaf: leaf[-1], sol.ys)
+        result = diffrax.RESULTS.where(result == successful, sol.result, result)
+        return (y, result, steps + sol.stats["num_steps"]), y
+
+    start = (y0, successful, jnp.zeros((), jnp.int32))
+    (_, result, num_steps), ys = jax.lax.scan(interval, start, (taus[:-1], taus[1:]))
+    ys = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), y0, ys)
+    P, p, c = (jnp.flip(leaf, axis=0) for leaf in ys)
 
     def rates_and_margins(P_, p_, c_):  # one pass: the rates and the well-posedness margins
         terms = _all_regimes(game, P_, p_, concept, with_margins=True)
         return _coupled_rates(game, P_, p_, c_, terms), terms[0].margins
 
     rates, margins = jax.vmap(rates_and_margins)(P, p, c)
-    return P, p, c, rates, margins, sol.result, sol.stats["num_steps"]
+    return P, p, c, rates, margins, result, num_steps

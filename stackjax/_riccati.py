@@ -470,15 +470,21 @@ def _integrate(game: LQGame, *, concept, num_times, rtol, atol, max_steps):
     # interpolation error, ~1e-10 for Dopri8 at these tolerances). A single solve with
     # SaveAt(ts=...) would check the traced grid with host callbacks, which keep the compiled
     # program out of JAX's persistent compilation cache.
-    def interval(carry, bounds):
-        y, result, steps = carry
+    def solve(y, result, bounds):
         sol = diffrax.diffeqsolve(
             term, solver, t0=bounds[0], t1=bounds[1], dt0=None, y0=y, args=game,
             stepsize_controller=controller, max_steps=max_steps, throw=False,
         )  # fmt: skip
         y = jax.tree.map(lambda leaf: leaf[-1], sol.ys)
-        result = diffrax.RESULTS.where(result == successful, sol.result, result)
-        return (y, result, steps + sol.stats["num_steps"]), y
+        return y, sol.result, jnp.asarray(sol.stats["num_steps"], jnp.int32)
+
+    def skip(y, result, bounds):  # after a failed interval (a blow-up): no more steps
+        return y, result, jnp.zeros((), jnp.int32)
+
+    def interval(carry, bounds):
+        y, result, steps = carry
+        y, result, taken = jax.lax.cond(result == successful, solve, skip, y, result, bounds)
+        return (y, result, steps + taken), y
 
     start = (y0, successful, jnp.zeros((), jnp.int32))
     (_, result, num_steps), ys = jax.lax.scan(interval, start, (taus[:-1], taus[1:]))

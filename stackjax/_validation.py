@@ -23,6 +23,7 @@ __all__ = [
     "check_positive",
     "check_probability",
     "check_setting",
+    "check_settings",
     "check_shape",
     "fail",
     "is_concrete",
@@ -206,3 +207,11 @@ def check_setting(name: str, value, kind: str, low=None, optional: bool = False)
     }[kind]
     if not ok:
         raise ValueError(f"{name} must be {bound}, {got}. Fix: pass a value {bound}.")
+
+
+def check_settings(obj, checks: dict) -> None:
+    """`check_setting` for each field of a settings object: ``checks`` maps a field name to
+    ``(kind, minimum)`` or ``(kind, minimum, None allowed)``; messages name ``Class.field``."""
+    owner = type(obj).__name__
+    for name, spec in checks.items():
+        check_setting(f"{owner}.{name}", getattr(obj, name), *spec)

@@ -10,7 +10,7 @@ from typing import ClassVar
 from .._hamiltonian import check_concept
 from .._operators import OPERATOR_METHODS
 from .._sampling import SAMPLERS
-from .._validation import check_setting
+from .._validation import check_settings
 
 __all__ = [
     "AdamConfig",
@@ -43,8 +43,7 @@ class _Settings:
 
     def __post_init__(self):
         cls = type(self).__name__
-        for name, (kind, low, optional) in self._checks.items():
-            check_setting(f"{cls}.{name}", getattr(self, name), kind, low, optional)
+        check_settings(self, self._checks)
         for name, allowed in self._choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(

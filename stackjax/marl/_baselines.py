@@ -18,7 +18,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from stackjax._validation import check_setting
+from stackjax._validation import check_settings
 from stackjax.discrete._env import Environment
 
 from ._meta import InnerLoopParams, inner_loop_environment
@@ -76,8 +76,7 @@ class BaselineConfig:
             "alpha": ("rate", None),
             "q_gamma": ("fraction", None),
         }
-        for name, (kind, low) in checks.items():
-            check_setting(f"BaselineConfig.{name}", getattr(self, name), kind, low)
+        check_settings(self, checks)
         ppo_settings(self)
 
     def ppo(self) -> PPOHyperparameters:

@@ -31,7 +31,7 @@ from flax import struct
 
 from stackjax.discrete._env import Environment
 
-from .._validation import check_setting
+from .._validation import check_settings
 from .._xla_flags import loop_jit
 from ._games import matrix_game
 from ._meta import (
@@ -152,8 +152,7 @@ class ContextualConfig:
             "pretrain_learning_rate": ("positive", None),
             "pretrain_ent_coef": ("nonnegative", None),
         }
-        for name, (kind, low) in checks.items():
-            check_setting(f"ContextualConfig.{name}", getattr(self, name), kind, low)
+        check_settings(self, checks)
         ppo_settings(self)
 
     def ppo(self) -> PPOHyperparameters:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from stackjax._validation import check_setting
+from stackjax._validation import check_settings
 from stackjax.discrete._env import Environment
 
 __all__ = ["PPOHyperparameters", "PPOState", "make_ppo", "ppo_settings"]
@@ -55,9 +55,7 @@ _PPO_CHECKS = {
 
 def ppo_settings(config) -> PPOHyperparameters:
     """The PPO fields of a learner's settings object, each checked (`check_setting`)."""
-    owner = type(config).__name__
-    for name, (kind, low) in _PPO_CHECKS.items():
-        check_setting(f"{owner}.{name}", getattr(config, name), kind, low)
+    check_settings(config, _PPO_CHECKS)
     return PPOHyperparameters(**{name: getattr(config, name) for name in _PPO_CHECKS})
 
 

@@ -367,7 +367,7 @@ def run_gauss_newton_case(d, m, n, batch, args, matmul):
     flat, unravel = jax.flatten_util.ravel_pytree(state.params)
     t, x, keys = sample_batch(game, config, jax.random.key(3), jax.random.key(4), batch)
 
-    _, _, jvp_fn, vjp_fn = linearized_residuals(network, unravel, flat, t, x, keys)
+    _, jvp_fn, vjp_fn = linearized_residuals(network, unravel, flat, t, x, keys)
     v = jax.random.normal(jax.random.key(5), flat.shape, flat.dtype)
     matvec = jax.jit(lambda v: vjp_fn(jvp_fn(v))).lower(v).compile()
     rec["matvec_flops"] = _flops(matvec)

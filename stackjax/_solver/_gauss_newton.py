@@ -57,10 +57,10 @@ def linearized_residuals(network, unravel, flat, t, x, keys):
       t, x, keys: one batch from `sample_batch` (R residual rows in all).
 
     Returns:
-      ``(residual_vector, r, jvp, vjp)``: ``residual_vector(theta) [R]`` scaled by
-      ``1/sqrt(#residuals)`` so that ``|r|^2`` is the training loss, ``r`` its value at
-      ``flat``, ``jvp: [P] -> [R]`` (``J v``) and ``vjp: [R] -> [P]`` (``J^T u``). No Jacobian
-      is formed; ``vjp(jvp(v))`` is the Gauss-Newton product ``J^T J v``.
+      ``(r, jvp, vjp)``: ``r [R]`` the residual vector at ``flat`` scaled by
+      ``1/sqrt(#residuals)`` so that ``|r|^2`` is the training loss, ``jvp: [P] -> [R]``
+      (``J v``) and ``vjp: [R] -> [P]`` (``J^T u``). No Jacobian is formed; ``vjp(jvp(v))``
+      is the Gauss-Newton product ``J^T J v``.
     """
 
     def residual_vector(theta):
@@ -69,7 +69,7 @@ def linearized_residuals(network, unravel, flat, t, x, keys):
 
     r, jvp_fn = jax.linearize(residual_vector, flat)
     transpose = jax.linear_transpose(jvp_fn, flat)
-    return residual_vector, r, jvp_fn, lambda u: transpose(u)[0]
+    return r, jvp_fn, lambda u: transpose(u)[0]
 
 
 @loop_jit(static_argnames=("config", "controlled", "num", "cg_unroll"))
@@ -115,7 +115,7 @@ def refine(game, state, base_key, *, config, controlled, num, cg_unroll=1):
         flat, mu, j, score, best = carry
         k_pts, k_op = jax.random.split(jax.random.fold_in(base_key, j))
         t, x, keys = sample_batch(network.game, config, k_pts, k_op, n, mesh)
-        _, r, jvp_fn, vjp_fn = linearized_residuals(network, unravel, flat, t, x, keys)
+        r, jvp_fn, vjp_fn = linearized_residuals(network, unravel, flat, t, x, keys)
 
         def normal_matvec(v):
             return vjp_fn(jvp_fn(v)) + mu * v

@@ -22,9 +22,45 @@ __all__ = [
 ]
 
 
+# Control dimensions up to this size use unrolled Cholesky factorisations and substitutions
+# (element-wise operations that XLA fuses across a vmapped batch) instead of batched LAPACK
+# calls, whose per-matrix overhead dominates for small matrices on CPU (docs/performance.md).
+_UNROLL_MAX = 4
+
+
+def cholesky_lower(matrix: jax.Array) -> jax.Array:
+    """Lower Cholesky factor of a symmetric ``[k, k]`` matrix (NaN if not positive definite)."""
+    k = matrix.shape[-1]
+    if k > _UNROLL_MAX:
+        return jnp.linalg.cholesky(matrix)
+    low = [[None] * k for _ in range(k)]  # static k: a loop over matrix entries, not points
+    for j in range(k):
+        low[j][j] = jnp.sqrt(matrix[j, j] - sum(low[j][p] ** 2 for p in range(j)))
+        for i in range(j + 1, k):
+            low[i][j] = (matrix[i, j] - sum(low[i][p] * low[j][p] for p in range(j))) / low[j][j]
+    zero = jnp.zeros_like(matrix[0, 0])
+    return jnp.stack(
+        [jnp.stack([low[i][j] if j <= i else zero for j in range(k)]) for i in range(k)]
+    )
+
+
+def cho_solve_lower(factor: jax.Array, rhs: jax.Array) -> jax.Array:
+    """``(L L^T)^{-1} rhs`` for a lower factor ``L [k, k]`` and ``rhs [k]`` or ``[k, r]``."""
+    k = factor.shape[-1]
+    if k > _UNROLL_MAX:
+        return jax.scipy.linalg.cho_solve((factor, True), rhs)
+    y = []
+    for i in range(k):
+        y.append((rhs[i] - sum(factor[i, p] * y[p] for p in range(i))) / factor[i, i])
+    x = [None] * k
+    for i in reversed(range(k)):
+        x[i] = (y[i] - sum(factor[p, i] * x[p] for p in range(i + 1, k))) / factor[i, i]
+    return jnp.stack(x)
+
+
 def _cholesky(matrix: jax.Array) -> jax.Array:
     """Lower Cholesky factor of the symmetric part (NaN where not positive definite)."""
-    return jnp.linalg.cholesky(0.5 * (matrix + matrix.T))
+    return cholesky_lower(0.5 * (matrix + matrix.T))
 
 
 def _logdet_pd(matrix: jax.Array) -> jax.Array:
@@ -71,7 +107,7 @@ def gibbs_covariance(temperature: jax.Array, weight: jax.Array) -> jax.Array:
     eye = jnp.eye(k, dtype=weight.dtype)
     safe_weight = jnp.where(positive, weight, eye)
     factor = _cholesky(safe_weight)
-    inverse = jax.scipy.linalg.cho_solve((factor, True), eye)
+    inverse = cho_solve_lower(factor, eye)
     cov = 0.5 * temperature * inverse
     return jnp.where(positive, 0.5 * (cov + cov.T), 0.0)
 
@@ -93,7 +129,7 @@ def gibbs_quadratic(
       ``(mean [k], covariance [k, k], value [])``.
     """
     factor = _cholesky(weight)
-    mean = -jax.scipy.linalg.cho_solve((factor, True), linear)
+    mean = -cho_solve_lower(factor, linear)
     cov = gibbs_covariance(temperature, weight)
     k = weight.shape[-1]
     value = linear @ mean + 0.5 * temperature * k + entropy_cost(temperature, weight)

@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from ._gibbs import cho_solve_lower as _cho_solve_factor
+from ._gibbs import cholesky_lower as _cholesky
 from ._gibbs import gibbs_entropy_payment
 from ._protocol import Coefficients
 
@@ -136,42 +138,6 @@ class PointEquilibrium(struct.PyTreeNode):
     hamiltonian: jax.Array
     reaction: jax.Array
     reaction_offset: jax.Array
-
-
-# Control dimensions up to this size use unrolled Cholesky factorisations and substitutions
-# (elementwise ops that XLA fuses across a vmapped batch) instead of batched LAPACK calls, whose
-# per-matrix overhead dominates the solver's step for small matrices (docs/performance.md).
-_UNROLL_MAX = 4
-
-
-def _cholesky(matrix: jax.Array) -> jax.Array:
-    """Lower Cholesky factor of a symmetric ``[k, k]`` matrix (NaN if not positive definite)."""
-    k = matrix.shape[-1]
-    if k > _UNROLL_MAX:
-        return jnp.linalg.cholesky(matrix)
-    low = [[None] * k for _ in range(k)]
-    for j in range(k):
-        low[j][j] = jnp.sqrt(matrix[j, j] - sum(low[j][p] ** 2 for p in range(j)))
-        for i in range(j + 1, k):
-            low[i][j] = (matrix[i, j] - sum(low[i][p] * low[j][p] for p in range(j))) / low[j][j]
-    zero = jnp.zeros_like(matrix[0, 0])
-    return jnp.stack(
-        [jnp.stack([low[i][j] if j <= i else zero for j in range(k)]) for i in range(k)]
-    )
-
-
-def _cho_solve_factor(factor: jax.Array, rhs: jax.Array) -> jax.Array:
-    """``(L L^T)^{-1} rhs`` for a lower factor ``L [k, k]`` and ``rhs [k]`` or ``[k, r]``."""
-    k = factor.shape[-1]
-    if k > _UNROLL_MAX:
-        return jax.scipy.linalg.cho_solve((factor, True), rhs)
-    y = []
-    for i in range(k):
-        y.append((rhs[i] - sum(factor[i, p] * y[p] for p in range(i))) / factor[i, i])
-    x = [None] * k
-    for i in reversed(range(k)):
-        x[i] = (y[i] - sum(factor[p, i] * x[p] for p in range(i + 1, k))) / factor[i, i]
-    return jnp.stack(x)
 
 
 def _cho_solve(matrix: jax.Array, rhs: jax.Array) -> jax.Array:

@@ -63,12 +63,14 @@ def _euler_substep(game, pol: GaussianPolicy, scheme: str, x, i, h, key):
     k1, k2 = pol.mean_leader.shape[-1], pol.mean_follower.shape[-1]
     n = coef.c.shape[0]
     chol1, chol2 = safe_cholesky(pol.cov_leader), safe_cholesky(pol.cov_follower)
-    key_a, key_b, key_w, key_e1, key_e2 = jax.random.split(key, 5)
     dtype = x.dtype
-    dw = jnp.sqrt(h) * jax.random.normal(key_w, (n,), dtype)
+    # All of the sub-step's normals in one draw (one counter-based hash instead of six).
+    sizes = (n, k1, k2) if scheme == "sampled" else (n, n * k1, n * k2)
+    z = jax.random.normal(key, (sum(sizes),), dtype)
+    z_w, z_1, z_2 = jnp.split(z, [sizes[0], sizes[0] + sizes[1]])
+    dw = jnp.sqrt(h) * z_w
     if scheme == "sampled":
-        xi1 = jax.random.normal(key_a, (k1,), dtype)
-        xi2 = jax.random.normal(key_b, (k2,), dtype)
+        xi1, xi2 = z_1, z_2
         u1 = pol.mean_leader + chol1 @ xi1
         u2 = pol.mean_follower + chol2 @ xi2
         logs = jnp.stack(
@@ -88,8 +90,8 @@ def _euler_substep(game, pol: GaussianPolicy, scheme: str, x, i, h, key):
             [_neg_entropy(lam[0], pol.cov_leader), _neg_entropy(lam[1], pol.cov_follower)]
         )
         running = coef.running_cost(mu1, mu2) + exploration + _entropy_payments(game, ents)
-        z1 = jnp.sqrt(h) * jax.random.normal(key_e1, (n, k1), dtype)
-        z2 = jnp.sqrt(h) * jax.random.normal(key_e2, (n, k2), dtype)
+        z1 = jnp.sqrt(h) * z_1.reshape(n, k1)
+        z2 = jnp.sqrt(h) * z_2.reshape(n, k2)
         noise = (
             dw @ coef.diffusion(mu1, mu2)
             + jnp.einsum("lda,ab,lb->d", coef.D1, chol1, z1)

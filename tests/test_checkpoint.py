@@ -67,3 +67,21 @@ def test_damaged_checkpoints_are_refused(written, tmp_path, damage):
         sj.solve(
             sj.examples.scalar_game(), jax.random.key(0), CONFIG, checkpoint_dir=directory, **LOOP
         )
+
+
+@pytest.mark.slow
+def test_a_refined_checkpoint_refuses_more_adam_steps_and_continues_the_refinement(tmp_path):
+    """After its Gauss-Newton refinement a checkpoint holds refined parameters: a larger Adam
+    budget is refused naming the directory and the fix; a larger Gauss-Newton budget continues
+    the refinement from where it stopped."""
+    config = CONFIG.replace(gauss_newton=sj.GaussNewtonConfig(steps=2, batch_size=32))
+    game, key = sj.examples.scalar_game(), jax.random.key(0)
+    first = sj.solve(game, key, config, checkpoint_dir=tmp_path, **LOOP)
+    assert int(first.state.refine_step) == 2
+    more_adam = config.replace(adam=config.adam.replace(steps=20))
+    with pytest.raises(ValueError, match=f"{tmp_path}.*AdamConfig\\(steps=10\\)"):
+        sj.solve(game, key, more_adam, checkpoint_dir=tmp_path, **LOOP)
+    more_gn = config.replace(gauss_newton=config.gauss_newton.replace(steps=3))
+    longer = sj.solve(game, key, more_gn, checkpoint_dir=tmp_path, **LOOP)
+    assert int(longer.state.step) == 10 and int(longer.state.refine_step) == 3
+    assert longer.history["refine_loss"].shape == (3,)

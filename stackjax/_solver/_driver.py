@@ -199,6 +199,15 @@ def solve(
                step=int(state.step))  # fmt: skip
     done = int(state.step) if concrete else 0
     num_steps = config.adam.steps
+    if concrete and done < num_steps and int(state.refine_step) > 0:
+        # Its parameters are Gauss-Newton iterates: more Adam steps from them would not be
+        # the run that the larger budget describes, and the refinement would not run again.
+        raise ValueError(
+            f"The checkpoint in {checkpoint_dir} finished its {done} Adam steps and "
+            f"{int(state.refine_step)} Gauss-Newton iterations; it cannot continue to "
+            f"{num_steps} Adam steps. Fix: resume with AdamConfig(steps={done}) (a larger "
+            "GaussNewtonConfig.steps continues the refinement) or use a new checkpoint_dir."
+        )
     target = num_steps if stop_at_step is None else min(num_steps, stop_at_step)
     state, game = replicate((state, game), mesh)
     good = state
@@ -297,6 +306,9 @@ def solve(
                 status = _gauss_newton_status(status, before, start)
                 refine_losses.append(after)
                 refine_scores.append(score)
+                # Stop after the piece (inside one, every later step is rejected: no-ops).
+                if concrete and bool(status.diverged):
+                    break
                 if reference is not None:
                     jax.block_until_ready(after)
                     clock += time.perf_counter() - tic_piece

@@ -228,6 +228,12 @@ def divergence_message(status: Status, config: SolverConfig) -> str:
         )
     else:
         what = RESULT_CODES.get(code, f"result code {code}")
+    if "likely cause" not in what:
+        what += (
+            " (the game's values were checked, so the likely cause is a learning rate too "
+            "large for this game's scale, or lost well-posedness where the networks' curvature "
+            "is large, docs/math.md §4.5)"
+        )
     good = step if code == 2 else max(step - 1, 0)
     rate = config.adam.learning_rate if config.adam.learning_rate is not None else "the default"
     return (

@@ -32,6 +32,8 @@ def test_divergence_stops_with_message_and_finite_state(tiny, quiet):
     with pytest.warns(TrainingDivergedWarning, match=named):
         solution = solve(game, jax.random.key(0), config, **quiet)
     assert solution.diverged and bool(solution.diagnostics["diverged"])
+    message = solution.message  # the cause comes before the suggested fix
+    assert 0 <= message.find("likely cause") < message.find("Fix: lower AdamConfig.learning_rate")
     chex.assert_tree_all_finite(solution.state.params)
     assert int(solution.state.step) < config.adam.steps
     assert np.all(np.isfinite(solution.history["loss"]))
@@ -50,6 +52,7 @@ def test_divergence_returns_the_state_whose_loss_was_last_seen(tiny, quiet):
     with pytest.warns(TrainingDivergedWarning, match="last good state"):
         solution = solve(game, jax.random.key(0), config, **quiet)
     assert int(solution.status.code) in (1, 3)
+    assert "likely cause" in solution.message
     assert int(solution.state.step) == int(solution.status.step) - 1
     _, train_step = make_train_step(game, solution.config)
     _, metrics = jax.jit(train_step)(solution.state, jax.random.key(5))

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 from flax import struct
 from jax.scipy.special import xlogy
 
+from ._validation import check_positive, check_shape
+
 __all__ = [
     "GaussianPolicy",
     "gibbs_quadratic",
@@ -125,9 +127,16 @@ def gibbs_quadratic(
       linear: [k] ``l``.
       temperature: [] ``lambda >= 0`` (``0``: the deterministic minimizer, covariance 0).
 
+    Shapes are checked (at trace time), the temperature's value when concrete.
+
     Returns:
       ``(mean [k], covariance [k, k], value [])``.
     """
+    k = jnp.shape(weight)[-1]
+    check_shape(jnp.asarray(weight), "weight", shape=(k, k))
+    check_shape(jnp.asarray(linear), "linear", shape=(k,))
+    check_shape(jnp.asarray(temperature), "temperature", shape=())
+    check_positive(temperature, "temperature", allow_zero=True)
     factor = _cholesky(weight)
     mean = -cho_solve_lower(factor, linear)
     cov = gibbs_covariance(temperature, weight)

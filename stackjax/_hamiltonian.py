@@ -16,6 +16,7 @@ from ._gibbs import cho_solve_lower as _cho_solve_factor
 from ._gibbs import cholesky_lower as _cholesky
 from ._gibbs import gibbs_entropy_payment
 from ._protocol import Coefficients
+from ._validation import check_positive, check_shape
 
 __all__ = [
     "CONCEPTS",
@@ -59,7 +60,10 @@ class HessianProducts(struct.PyTreeNode):
 
 
 def hessian_products(hessians: jax.Array, coef: Coefficients) -> HessianProducts:
-    """`HessianProducts` from full Hessians ``M`` [2, d, d] (symmetrized first)."""
+    """`HessianProducts` from full Hessians ``M`` [2, d, d] (symmetrized first).
+
+    Shapes are checked (at trace time); values are not."""
+    check_shape(hessians, "hessians", shape=(None, coef.c.shape[-1], coef.c.shape[-1]))
     M = _sym(hessians)
     return HessianProducts(
         Mc=jnp.einsum("kde,le->kld", M, coef.c),
@@ -108,7 +112,10 @@ def pre_hamiltonian(
       coef: the game's `Coefficients` at the point.
       gradients: [2, d] ``y_k = grad V_k``.
       hp: `HessianProducts` of ``M_k = Hess V_k``.
+
+    Shapes are checked (at trace time); values are not.
     """
+    check_shape(gradients, "gradients", shape=(hp.Mc.shape[0], coef.c.shape[-1]))
     R11 = coef.R11 + 0.5 * jnp.einsum("lda,kldb->kab", coef.D1, hp.MD1)
     R12 = coef.R12 + 0.5 * jnp.einsum("lda,kldb->kab", coef.D1, hp.MD2)
     R22 = coef.R22 + 0.5 * jnp.einsum("lda,kldb->kab", coef.D2, hp.MD2)
@@ -170,8 +177,12 @@ def pointwise_equilibrium(
       temperatures: [2] ``(lambda_1, lambda_2)``.
       concept: ``"stackelberg"`` or ``"nash"`` (static).
       zero_sum: static flag of the game.
+
+    The temperatures' shape is checked, their values (>= 0, finite) when concrete.
     """
     check_concept(concept)
+    check_shape(jnp.asarray(temperatures), "temperatures", shape=(2,))
+    check_positive(temperatures, "temperatures", allow_zero=True)
     k1, k2 = pre.R11.shape[-1], pre.R22.shape[-1]
     dtype = pre.h0.dtype
     R11_1, R12_1, R22_1 = pre.R11[0], pre.R12[0], pre.R22[0]

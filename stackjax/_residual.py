@@ -36,6 +36,7 @@ from ._hamiltonian import (
     regime_equilibrium,
 )
 from ._protocol import Coefficients
+from ._validation import check_shape
 
 __all__ = [
     "RegimeDerivatives",
@@ -86,7 +87,13 @@ def coupled_residual(values: jax.Array, own: jax.Array, generator: jax.Array) ->
 
     Returns:
       [2, m] residuals.
+
+    Shapes are checked (at trace time); values are not.
     """
+    m = generator.shape[-1]
+    check_shape(generator, "generator", shape=(m, m))
+    check_shape(values, "values", shape=(None,) * (values.ndim - 1) + (m,))
+    check_shape(own, "own", shape=values.shape)
     return own + values @ generator.T
 
 
@@ -194,7 +201,11 @@ def hjbi_residual(
 
     Returns:
       [2, m] residuals; zero at the equilibrium value functions.
+
+    Shapes of ``t`` and ``x`` are checked (at trace time); values are not.
     """
+    check_shape(jnp.asarray(t), "t", shape=())
+    check_shape(jnp.asarray(x), "x", shape=(game.state_dim,))
     der, eq = point_equilibria(value_fn, game, t, x, concept=concept, key=key)
     own = der.time_derivative.T + eq.hamiltonian.T
     return coupled_residual(der.value.T, own, game.generator)

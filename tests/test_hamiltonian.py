@@ -231,3 +231,46 @@ def test_well_posedness_margins_flag_violations():
     bad = pre.replace(R22=pre.R22.at[1].set(-pre.R22[1]))
     assert float(sj.well_posedness_margins(bad, jnp.array([0.3, 0.2]))[0]) < 0
     assert bool(jnp.isnan(sj.pointwise_equilibrium(bad, jnp.array([0.3, 0.2])).mean_leader).any())
+
+
+def _shape_cases():
+    game = sj.examples.cross_term_game()
+    x = game.x0
+    coef = game.coefficients(x, 0)
+    d = x.shape[0]
+    hp = sj.hessian_products(jnp.zeros((2, d, d)), coef)
+    pre = sj.pre_hamiltonian(coef, jnp.zeros((2, d)), hp)
+    value = sj.riccati_reference(game, num_times=5).value
+    return {
+        "hessians": lambda: sj.hessian_products(jnp.zeros((2, d + 1, d)), coef),
+        "gradients": lambda: sj.pre_hamiltonian(coef, jnp.zeros((2, d + 1)), hp),
+        "temperatures": lambda: sj.pointwise_equilibrium(pre, jnp.ones(3)),
+        "temperatures_sign": lambda: sj.pointwise_equilibrium(pre, jnp.array([1.0, -1.0])),
+        "generator": lambda: sj.coupled_residual(
+            jnp.zeros((2, 2)), jnp.zeros((2, 2)), jnp.zeros((3, 2))
+        ),  # fmt: skip
+        "own": lambda: sj.coupled_residual(
+            jnp.zeros((2, 2)), jnp.zeros((2, 3)), jnp.zeros((2, 2))
+        ),  # fmt: skip
+        "x": lambda: sj.hjbi_residual(value, game, 0.0, jnp.zeros(d + 1)),
+        "t": lambda: sj.hjbi_residual(value, game, jnp.zeros(2), x),
+        "x_products": lambda: sj.gradient_and_products(
+            lambda z: jnp.stack([z @ z] * 2), jnp.zeros(d + 1), coef
+        ),  # fmt: skip
+        "weight": lambda: sj.gibbs_quadratic(jnp.eye(2), jnp.zeros(3), 1.0),
+        "temperature": lambda: sj.gibbs_quadratic(jnp.eye(2), jnp.zeros(2), -1.0),
+    }
+
+
+_SHAPE_CASES = ["generator", "gradients", "hessians", "own", "t", "temperature", "temperatures",
+                "temperatures_sign", "weight", "x", "x_products"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", _SHAPE_CASES)
+def test_low_level_functions_refuse_bad_shapes_naming_the_argument(name):
+    """The pointwise building blocks check their inputs' shapes (and concrete temperatures)
+    and name the argument, instead of failing inside an einsum."""
+    argument = {"temperatures_sign": "temperatures", "x_products": "x",
+                "weight": "linear"}.get(name, name)  # fmt: skip
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        _shape_cases()[name]()

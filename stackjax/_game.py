@@ -24,7 +24,7 @@ from ._protocol import Coefficients as Coefficients
 from ._protocol import ControlQuadraticGame as ControlQuadraticGame
 from ._protocol import SymbolGame
 from ._protocol import default_float_dtype as default_float_dtype
-from ._validation import check_generator, fail, is_concrete
+from ._validation import as_float_array, check_generator, fail, is_concrete
 
 __all__ = [
     "LQGame",
@@ -171,8 +171,9 @@ class LQGame(SymbolGame, struct.PyTreeNode):
 
     def save(self, path) -> str:
         """Writes the game to a ``.npz`` file readable by `load_game`; returns the file name
-        (``.npz`` is appended when ``path`` has no such suffix, as `numpy.savez` does)."""
-        path = os.fspath(path)
+        (``.npz`` is appended when ``path`` has no such suffix, as `numpy.savez` does; a
+        leading ``~`` is expanded)."""
+        path = os.path.expanduser(os.fspath(path))
         if not path.endswith(".npz"):
             path += ".npz"
         arrays = {k: np.asarray(v) for k, v in self.to_dict().items() if k != "zero_sum"}
@@ -192,11 +193,14 @@ _FORMAT = "stackjax.LQGame/1"
 def load_game(path) -> LQGame:
     """Reads a game saved by `LQGame.save` (or any ``.npz`` with the symbols of docs/math.md §0).
 
-    ``path`` may omit the ``.npz`` suffix. Nothing is unpickled. Raises ``ValueError`` naming
-    the file for a missing, truncated or foreign file, an unknown symbol or a ``zero_sum``
-    entry that is not a boolean, and `make_lq_game`'s errors for invalid values.
+    ``path`` may omit the ``.npz`` suffix; a leading ``~`` is expanded. Nothing is unpickled.
+    Raises ``FileNotFoundError`` for a missing file; ``ValueError`` naming the file for a
+    truncated, corrupt (CRC) or foreign file, a ``format`` tag other than
+    ``"stackjax.LQGame/1"`` (files without a tag are read as plain symbol archives), an unknown
+    symbol, a symbol stored as text, booleans or complex numbers, or a ``zero_sum`` entry that
+    is not a boolean; and `make_lq_game`'s errors for invalid values.
     """
-    name = os.fspath(path)
+    name = os.path.expanduser(os.fspath(path))
     if not os.path.isfile(name) and os.path.isfile(name + ".npz"):
         name += ".npz"
     if not os.path.isfile(name):
@@ -213,7 +217,17 @@ def load_game(path) -> LQGame:
         raise ValueError(
             f"load_game: {name!r} could not be read ({err}). Fix: save it again."
         ) from err
-    symbols.pop("format", None)
+    if "format" in symbols:
+        tag = symbols.pop("format")
+        found = tag.item() if tag.shape == () and tag.dtype.kind in "US" else tag
+        if isinstance(found, bytes):
+            found = found.decode("utf-8", "replace")
+        if found != _FORMAT:
+            raise ValueError(
+                f"load_game: {name!r} has format tag {found!r}, expected {_FORMAT!r}: it was not "
+                "written by this version's LQGame.save. Fix: rebuild the game with make_lq_game "
+                "and save it again."
+            )
     unknown = sorted(set(symbols) - set(SYMBOLS) - {"zero_sum"})
     if unknown:
         raise ValueError(
@@ -228,6 +242,14 @@ def load_game(path) -> LQGame:
                 " Fix: save the game with LQGame.save."
             )
         symbols["zero_sum"] = bool(flag)
+    for key, arr in symbols.items():
+        if key != "zero_sum" and arr.dtype.kind not in "fiu":
+            shown = np.array2string(arr.ravel()[:4], threshold=4)
+            raise ValueError(
+                f"load_game: {name!r} stores `{key}` as {arr.dtype} (entries {shown}); expected "
+                "real numbers. Fix: store numbers, not text, booleans or complex numbers (save the "
+                "game with LQGame.save)."
+            )
     return make_lq_game(**symbols)
 
 
@@ -282,6 +304,9 @@ def make_lq_game(
     rows zero (they are filled with minus the leader's) or give exactly minus the leader's.
 
     Raises:
+      TypeError: naming the symbol, for text, booleans, complex numbers or anything else that
+        is not an array of real numbers (like `make_game`), and a ``zero_sum`` that is not a
+        bool.
       ValueError: naming the symbol, what was expected, what was received and the fix, for
         wrong shapes, non-finite entries, an invalid generator, asymmetric ``Q, R11, R22, G``,
         negative temperatures, ``T <= 0``, and violated well-posedness conditions (§4.5) at the
@@ -294,15 +319,15 @@ def make_lq_game(
     for name in _REQUIRED:
         if given[name] is None:
             _fail(name, "is required but was not given", f"pass `{name}=` (docs/math.md §0)")
+    if not isinstance(zero_sum, bool | np.bool_):
+        fail("make_lq_game", "zero_sum", f"must be a bool, got {type(zero_sum).__name__} "
+             f"{zero_sum!r}", "pass zero_sum=True or False", error=TypeError)  # fmt: skip
     dtype = default_float_dtype()
     concrete = all(is_concrete(v) for v in given.values() if v is not None)
 
     def as_array(name):
-        value = given[name]
-        try:
-            return jnp.asarray(value, dtype=dtype)
-        except (TypeError, ValueError) as err:
-            _fail(name, f"could not be converted to a float array ({err})", "pass numbers")
+        # As `make_game`: text, booleans and complex numbers are refused (TypeError).
+        return as_float_array(given[name], name, dtype)
 
     Gamma = as_array("Gamma")
     check_generator(Gamma, "Gamma", "make_lq_game")
@@ -323,9 +348,9 @@ def make_lq_game(
     n = None
     for name, axis in (("C", 1), ("D1", 1), ("D2", 1), ("s", 1)):
         if given[name] is not None:
-            arr = jnp.asarray(given[name])
-            if arr.ndim > axis:
-                n = arr.shape[axis]
+            shape = np.shape(given[name])  # (text etc. is refused below, naming the symbol)
+            if len(shape) > axis:
+                n = shape[axis]
                 break
     dims["n"] = 1 if n is None else n
 

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 from ._hamiltonian import HessianProducts, pointwise_equilibrium, pre_hamiltonian
 from ._hamiltonian import hessian_products as _products_from_hessians
 from ._protocol import Coefficients
-from ._validation import as_key
+from ._validation import as_key, check_setting, check_shape, scalar_setting
 
 __all__ = [
     "OPERATOR_METHODS",
@@ -148,6 +148,7 @@ def gradient_and_products(
       ``(gradients [p, d], HessianProducts)`` with ``Mc [p, n, d]``, ``MD1 [p, n, d, k1]``,
       ``MD2 [p, n, d, k2]`` for ``M_k = Hess value_fn(x)[k]``.
     """
+    check_shape(jnp.asarray(x), "x", shape=(coef.c.shape[-1],))
     if method not in PRODUCT_METHODS:
         if method in OPERATOR_METHODS:  # "hutchinson"
             raise ValueError(
@@ -199,6 +200,7 @@ def sketch_diffusion(coef: Coefficients, key: jax.Array, num_probes: int) -> Coe
     Returns:
       `Coefficients` with ``c [P, d]``, ``D1 [P, d, k1]``, ``D2 [P, d, k2]``.
     """
+    check_setting("`num_probes`", scalar_setting(num_probes), "int", 1)
     key = as_key(key)
     n = coef.c.shape[0]
     z = jax.random.rademacher(key, (n, num_probes), dtype=coef.c.dtype)

@@ -432,8 +432,12 @@ def riccati_reference(
             f"riccati_reference needs an LQGame (built by make_lq_game), got {type(game).__name__}"
             ". Non-LQ games have no Riccati reference; use the neural solver."
         )
-    if int(num_times) < 2:
-        raise ValueError(f"`num_times` must be >= 2, got {num_times}.")
+    from ._validation import check_setting, scalar_setting
+
+    check_setting("`num_times`", scalar_setting(num_times), "int", 2)
+    check_setting("`max_steps`", scalar_setting(max_steps), "int", 1)
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        check_setting(f"`{name}`", scalar_setting(tol), "positive", optional=True)
     dtype = game.A.dtype
     x64 = dtype == jnp.float64
     rtol = (1e-12 if x64 else 1e-6) if rtol is None else rtol

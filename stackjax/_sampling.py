@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from ._gibbs import safe_cholesky
-from ._validation import as_key
+from ._validation import as_key, check_setting, check_shape, is_concrete, scalar_setting
 
 __all__ = ["SAMPLERS", "sample_points", "sample_on_policy", "resample_by_residual"]
 
@@ -40,8 +40,8 @@ def sample_points(
     Args:
       game: the game (``horizon``, ``initial_state``).
       key: PRNG key (consumed).
-      num_points: ``N`` (static).
-      scale: standard deviation ``s`` of each state coordinate.
+      num_points: ``N >= 0`` (static; ``0`` gives empty arrays).
+      scale: standard deviation ``s > 0`` of each state coordinate.
       distribution: ``"gaussian"``, ``"box"`` or ``"multiscale"`` (static; see the module
         docstring: ``s u xi``, per-coordinate variance ``s^2 / 3``).
 
@@ -50,6 +50,10 @@ def sample_points(
     """
     if distribution not in SAMPLERS:
         raise ValueError(f"`distribution` must be one of {SAMPLERS}, got {distribution!r}.")
+    # 0 is allowed: an empty sample (the solver's empty candidate pool when it keeps none).
+    check_setting("`num_points`", scalar_setting(num_points), "int", 0)
+    if is_concrete(scale):
+        check_setting("`scale`", scalar_setting(scale), "positive")
     key = as_key(key)
     dtype = game.initial_state.dtype
     t_key, x_key = jax.random.split(key)
@@ -95,6 +99,10 @@ def sample_on_policy(
     Returns:
       ``(t [N], x [N, d])``.
     """
+    check_setting("`num_points`", scalar_setting(num_points), "int", 1)
+    check_setting("`num_steps`", scalar_setting(num_steps), "int", 1)
+    if is_concrete(spread):
+        check_setting("`spread`", scalar_setting(spread), "nonnegative")
     key = as_key(key)
     num_paths = -(-num_points // num_steps)
     dtype = game.initial_state.dtype
@@ -161,15 +169,31 @@ def resample_by_residual(
 
     Args:
       t: [N_pool] candidate times.  x: [N_pool, d] candidate states.
-      residual_size: [N_pool] nonnegative size of the residual at each candidate.
+      residual_size: [N_pool] size of the residual at each candidate (its absolute value is
+        used; non-finite entries count as 0).
       key: PRNG key (consumed).
-      num_points: number of points drawn (static).
-      power: exponent of the residual weights.
+      num_points: number of points drawn (static, >= 1).
+      power: exponent of the residual weights, finite and ``>= 0`` (``0``: the uniform law;
+        a negative power would favour the smallest residuals and give zero residuals an
+        infinite weight).
       uniform_weight: mixing weight of the uniform law in ``[0, 1]``.
 
     Returns:
       ``(t [num_points], x [num_points, d])``.
     """
+    t, x, residual_size = jnp.asarray(t), jnp.asarray(x), jnp.asarray(residual_size)
+    check_shape(t, "t", ndim=1)
+    if t.shape[0] < 1:
+        raise ValueError(
+            "`t` must hold at least one candidate, got shape (0,). Fix: pass a non-empty pool."
+        )
+    check_shape(x, "x", shape=(t.shape[0], None))
+    check_shape(residual_size, "residual_size", shape=(t.shape[0],))
+    check_setting("`num_points`", scalar_setting(num_points), "int", 1)
+    if is_concrete(power):
+        check_setting("`power`", scalar_setting(power), "nonnegative")
+    if is_concrete(uniform_weight):
+        check_setting("`uniform_weight`", scalar_setting(uniform_weight), "fraction")
     key = as_key(key)
     r = jnp.where(jnp.isfinite(residual_size), jnp.abs(residual_size), 0.0) ** power
     total = jnp.sum(r)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from ._gibbs import GaussianPolicy, gaussian_log_density, safe_cholesky
-from ._validation import as_key
+from ._validation import as_key, check_setting, is_concrete, scalar_setting
 
 __all__ = ["Trajectories", "simulate", "monte_carlo_cost", "SCHEMES"]
 
@@ -209,10 +209,10 @@ def _path(game, policy, scheme, num_steps, store, x0, regime0, key):
 def _validate(game, x0, regime0, num_paths, num_steps, scheme):
     if scheme not in SCHEMES:
         raise ValueError(f"`scheme` must be one of {SCHEMES}, got {scheme!r}.")
-    if int(num_paths) < 1 or int(num_steps) < 1:
-        raise ValueError(
-            f"`num_paths` and `num_steps` must be >= 1, got {num_paths} and {num_steps}."
-        )
+    check_setting("`num_paths`", scalar_setting(num_paths), "int", 1)
+    check_setting("`num_steps`", scalar_setting(num_steps), "int", 1)
+    if is_concrete(regime0):
+        check_setting("`regime0`", scalar_setting(regime0), "int", 0)
     x0 = game.initial_state if x0 is None else jnp.asarray(x0, dtype=game.initial_state.dtype)
     if x0.shape != (game.state_dim,):
         raise ValueError(f"`x0` must have shape [d] = ({game.state_dim},), got {x0.shape}.")
@@ -286,7 +286,8 @@ def monte_carlo_cost(
 ) -> tuple[jax.Array, jax.Array]:
     """Monte Carlo estimate of both players' exploratory costs ``J_k(0, x0, regime0)``.
 
-    Same arguments as `simulate` (paths are not stored), plus:
+    Same arguments as `simulate` (paths are not stored; ``num_paths >= 2`` for a standard
+    error), plus:
       richardson: Richardson extrapolation over two step sizes: ``2 J_2N - J_N`` from
         ``num_paths`` independent paths with ``N = num_steps`` and as many with ``2 N``
         steps (docs/math.md §9.5). The weak bias drops from ``O(T / N)`` to ``O((T / N)^2)``;
@@ -302,6 +303,7 @@ def monte_carlo_cost(
     key = as_key(key)
     if not isinstance(richardson, bool):
         raise TypeError(f"`richardson` must be a bool, got {richardson!r}.")
+    check_setting("`num_paths`", scalar_setting(num_paths), "int", 2)  # a standard error
     args = dict(x0=x0, regime0=regime0, num_paths=num_paths, scheme=scheme)
     if richardson:
         k_coarse, k_fine = jax.random.split(key)

@@ -27,6 +27,7 @@ __all__ = [
     "check_shape",
     "fail",
     "is_concrete",
+    "scalar_setting",
 ]
 
 
@@ -207,6 +208,16 @@ def check_setting(name: str, value, kind: str, low=None, optional: bool = False)
     }[kind]
     if not ok:
         raise ValueError(f"{name} must be {bound}, {got}. Fix: pass a value {bound}.")
+
+
+def scalar_setting(value):
+    """``value`` as `check_setting` should see it: a concrete 0-d NumPy or JAX array becomes the
+    Python scalar it holds (``jnp.int32(4)`` is the int 4, a 0-d bool array stays a bool and is
+    refused as a number); anything else (numbers, strings, tracers, larger arrays) is returned
+    unchanged."""
+    if isinstance(value, np.ndarray | jax.Array) and value.ndim == 0 and is_concrete(value):
+        return value.item()
+    return value
 
 
 def check_settings(obj, checks: dict) -> None:

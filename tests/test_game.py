@@ -163,3 +163,57 @@ def test_load_game_refuses_bad_files_naming_them(tmp_path, case):
     error = FileNotFoundError if case == "missing" else ValueError
     with pytest.raises(error, match=bad.name if case != "missing" else "missing"):
         sj.load_game(bad)
+
+
+def test_save_and_load_expand_the_home_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    game = sj.examples.scalar_game()
+    written = game.save("~/home_game")
+    assert written == str(tmp_path / "home_game.npz")
+    for path in ("~/home_game", "~/home_game.npz"):
+        loaded = sj.load_game(path)
+        np.testing.assert_array_equal(loaded.A, game.A)
+
+
+def _resaved(tmp_path, name, **changes):
+    good = tmp_path / "good.npz"
+    sj.examples.scalar_game().save(good)
+    symbols = {**dict(np.load(good)), **changes}
+    bad = tmp_path / name
+    np.savez(bad, **symbols)
+    return bad
+
+
+def test_load_game_refuses_a_foreign_format_tag(tmp_path):
+    bad = _resaved(tmp_path, "foreign.npz", format=np.asarray("other.Format/9"))
+    pattern = r"foreign\.npz'.*format tag 'other\.Format/9', expected 'stackjax\.LQGame/1'"
+    with pytest.raises(ValueError, match=pattern):
+        sj.load_game(bad)
+
+
+def test_load_game_accepts_a_file_without_format_tag(tmp_path):
+    good = tmp_path / "good.npz"
+    sj.examples.scalar_game().save(good)
+    symbols = dict(np.load(good))
+    del symbols["format"]
+    np.savez(tmp_path / "untagged.npz", **symbols)
+    assert float(sj.load_game(tmp_path / "untagged.npz").T) == float(symbols["T"])
+
+
+def test_load_game_refuses_numbers_stored_as_text(tmp_path):
+    bad = _resaved(tmp_path, "text_T.npz", T=np.asarray("1.0"))
+    with pytest.raises(ValueError, match=r"text_T\.npz'.*stores `T` as <U3"):
+        sj.load_game(bad)
+
+
+def test_load_game_refuses_a_corrupt_file_naming_it(tmp_path):
+    """Bytes flipped in the middle of the archive: the CRC check fails, the file is named."""
+    good = tmp_path / "good.npz"
+    sj.examples.scalar_game().save(good)
+    data = bytearray(good.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    bad = tmp_path / "corrupt.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"corrupt\.npz' could not be read"):
+        sj.load_game(bad)

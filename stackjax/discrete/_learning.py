@@ -49,6 +49,7 @@ from ._markov import (
     rollout,
 )
 from ._validation import (
+    as_key,
     check_count,
     check_finite,
     check_index,
@@ -197,6 +198,8 @@ def collect_dataset(
 ) -> FollowerDataset:
     """Plays ``num_episodes`` episodes with a fixed behaviour policy against the true follower.
 
+    Inputs are validated when concrete; traced inputs are not.
+
     Args:
         key: PRNG key (consumed).
         game: the true game (its ``follower_parameter`` drives the follower's actions).
@@ -206,6 +209,7 @@ def collect_dataset(
     Returns:
         :class:`FollowerDataset` with ``K H`` entries.
     """
+    key = as_key(key)
     check_policy(
         leader_policy, "leader_policy", (game.horizon, game.num_states, game.num_leader_actions)
     )

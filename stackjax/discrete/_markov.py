@@ -33,9 +33,11 @@ import jax.numpy as jnp
 from flax import struct
 
 from ._optim import projected_ascent
-from ._response import soft_response
+from ._response import _soft_response
 from ._validation import (
     as_float_array,
+    as_key,
+    check_count,
     check_finite,
     check_index,
     check_policy,
@@ -279,9 +281,11 @@ def random_markov_game(
     Otherwise: standard normal features divided by ``sqrt(d)`` and a standard normal parameter.
     The initial distribution is uniform.
 
+    Inputs are validated when concrete; traced inputs are not.
+
     Args:
-        key: PRNG key (consumed).
-        num_states, num_leader_actions, num_follower_actions: ``S``, ``A``, ``B``.
+        key: PRNG key (consumed; ``jax.random.key(seed)``).
+        num_states, num_leader_actions, num_follower_actions: ``S``, ``A``, ``B`` (ints >= 1).
         horizon: ``H``.
         temperature: ``tau``.
         num_features: ``d`` or None for tabular.
@@ -290,9 +294,18 @@ def random_markov_game(
 
     Returns:
         A :class:`MarkovGame`.
+
+    Raises:
+        TypeError: if ``key`` is not a PRNG key or a size is not an int.
+        ValueError: if a size is < 1 (and the checks of :func:`make_markov_game`).
     """
+    key = as_key(key)
+    S = check_count(num_states, "num_states")
+    A = check_count(num_leader_actions, "num_leader_actions")
+    B = check_count(num_follower_actions, "num_follower_actions")
+    if num_features is not None:
+        num_features = check_count(num_features, "num_features")
     dtype = jnp.result_type(float) if dtype is None else dtype
-    S, A, B = num_states, num_leader_actions, num_follower_actions
     k_p, k_l, k_f, k_theta = jax.random.split(key, 4)
     P = jax.random.dirichlet(k_p, jnp.ones((S,), dtype), shape=(S, A, B)).astype(dtype)
     r_L = jax.random.uniform(k_l, (S, A, B), dtype)
@@ -321,6 +334,9 @@ def random_markov_game(
 def reset(key: jax.Array, params: MarkovGame) -> tuple[jax.Array, EnvState]:
     """Starts an episode: ``s_0 ~ rho``.
 
+    Inputs are validated when concrete; traced inputs are not.
+    (The key check runs at trace time only: no run-time work under ``jit``/``vmap``.)
+
     Args:
         key: PRNG key (consumed).
         params: the game.
@@ -328,12 +344,15 @@ def reset(key: jax.Array, params: MarkovGame) -> tuple[jax.Array, EnvState]:
     Returns:
         ``(observation, env_state)`` with ``observation`` the int state index.
     """
+    key = as_key(key)
     s0 = jax.random.categorical(key, jnp.log(params.initial_distribution))
     return s0, EnvState(state=s0, step=jnp.zeros((), s0.dtype))
 
 
 def step(key: jax.Array, state: EnvState, action, params: MarkovGame):
     """Advances one step with the joint action ``(leader_action, follower_action)``.
+
+    Inputs are validated when concrete; traced inputs are not.
 
     Args:
         key: PRNG key (consumed; samples ``s' ~ P(. | s, a, b)``).
@@ -345,6 +364,7 @@ def step(key: jax.Array, state: EnvState, action, params: MarkovGame):
         ``(observation, next_state, reward, done, info)``: ``reward`` is the ``(2,)`` array
         ``[r_L, r_F]``; ``done`` is True once ``H`` steps were taken; ``info`` is an empty dict.
     """
+    key = as_key(key)
     action = jnp.asarray(action)
     check_shape(action, "action", shape=(2,))
     check_index(action[0], "action[0] (leader action)", params.num_leader_actions)
@@ -364,6 +384,8 @@ def rollout(
 ) -> Trajectory:
     """Samples one episode with :func:`reset` / :func:`step`.
 
+    Inputs are validated when concrete; traced inputs are not.
+
     Args:
         key: PRNG key (consumed).
         game: the game.
@@ -373,6 +395,7 @@ def rollout(
     Returns:
         A :class:`Trajectory` of length ``H``.
     """
+    key = as_key(key)
     H, S, A, B = game.horizon, game.num_states, game.num_leader_actions, game.num_follower_actions
     check_policy(leader_policy, "leader_policy", (H, S, A))
     check_policy(follower_policy, "follower_policy", (H, S, A, B))
@@ -436,11 +459,11 @@ def follower_response(
             q = r_F + P @ v_next
         if game.follower_observes_action:
             logits = q / tau
-            w = soft_response(q, tau)[1]  # (S, A)
+            w = _soft_response(q, tau)[1]  # (S, A)
             v = jnp.sum(pi_h * w, axis=-1)
         else:
             q_bar = jnp.einsum("sa,sab->sb", pi_h, q)
-            v = soft_response(q_bar, tau)[1]
+            v = _soft_response(q_bar, tau)[1]
             logits = jnp.broadcast_to((q_bar / tau)[:, None, :], (S, A, B))
         return v, (logits, v)
 
@@ -512,13 +535,15 @@ def initial_policies(key: jax.Array, game: MarkovGame, num_restarts: int) -> jax
     """Deterministic + random starting policies ``(1 + num_restarts, H, S, A)``.
 
     The first is uniform; then alternately Dirichlet(1) draws and random deterministic
-    policies. ``key`` is consumed.
+    policies. ``key`` is consumed; ``num_restarts`` is an int >= 1.
+
+    Inputs are validated when concrete; traced inputs are not.
     """
+    key = as_key(key)
+    num_restarts = check_count(num_restarts, "num_restarts")
     H, S, A = game.horizon, game.num_states, game.num_leader_actions
     dtype = game.leader_reward.dtype
     uniform = jnp.full((1, H, S, A), 1.0 / A, dtype)
-    if num_restarts == 0:
-        return uniform
     k_d, k_v = jax.random.split(key)
     n_dir = (num_restarts + 1) // 2
     n_det = num_restarts - n_dir
@@ -568,15 +593,15 @@ def markov_quantal_stackelberg(
     Args:
         key: PRNG key (consumed by the random restarts).
         game: the game (``follower_parameter`` known).
-        num_restarts: static number of random restarts.
-        num_iterations: static ascent iterations per start.
+        num_restarts: static number of random restarts (>= 1).
+        num_iterations: static ascent iterations per start (>= 0).
+
+    Inputs are validated when concrete; traced inputs are not.
 
     Returns:
         :class:`MarkovStackelbergSolution`.
     """
-    if num_restarts < 0 or num_iterations < 0:
-        raise ValueError(
-            "`num_restarts` and `num_iterations` must be >= 0; received "
-            f"{num_restarts}, {num_iterations}."
-        )
-    return _markov_qse_impl(key, game, int(num_restarts), int(num_iterations))
+    key = as_key(key)
+    num_restarts = check_count(num_restarts, "num_restarts")
+    num_iterations = check_count(num_iterations, "num_iterations", low=0)
+    return _markov_qse_impl(key, game, num_restarts, num_iterations)

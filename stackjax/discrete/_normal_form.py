@@ -18,7 +18,13 @@ from flax import struct
 from ._lp import solve_standard_form_lp
 from ._optim import project_to_simplex, projected_ascent
 from ._response import soft_response
-from ._validation import as_float_array, check_finite, check_positive, check_shape
+from ._validation import (
+    as_float_array,
+    check_finite,
+    check_positive,
+    check_probability,
+    check_shape,
+)
 
 __all__ = [
     "QuantalStackelbergSolution",
@@ -211,15 +217,32 @@ def strong_stackelberg(leader_payoff, follower_payoff) -> StackelbergSolution:
 def quantal_response(leader_strategy, follower_payoff, temperature) -> jax.Array:
     r"""Logit response :math:`q = \mathrm{softmax}(B^\top x / \tau)`.
 
+    Inputs are validated when concrete; traced inputs are not.
+
     Args:
-        leader_strategy: ``(m,)`` leader mixed strategy ``x``.
-        follower_payoff: ``(m, n)`` follower payoffs ``B``.
-        temperature: scalar ``tau > 0``.
+        leader_strategy: ``(m,)`` leader mixed strategy ``x`` (on the simplex).
+        follower_payoff: ``(m, n)`` finite follower payoffs ``B``.
+        temperature: scalar ``tau >= 0`` (``0``: the exact best response, ties split evenly).
 
     Returns:
         ``(n,)`` response distribution.
+
+    Raises:
+        TypeError: on non-real inputs.
+        ValueError: on mismatched shapes, ``leader_strategy`` off the simplex, non-finite
+            payoffs or a negative or non-finite ``temperature``.
     """
-    return soft_response(leader_strategy @ follower_payoff, temperature)[0]
+    x = as_float_array(leader_strategy, "leader_strategy")
+    B = as_float_array(follower_payoff, "follower_payoff")
+    dtype = jnp.result_type(x, B)
+    x, B = x.astype(dtype), B.astype(dtype)
+    check_shape(x, "leader_strategy", ndim=1)
+    check_shape(B, "follower_payoff", shape=(x.shape[0], None))
+    check_probability(x, "leader_strategy")
+    check_finite(B, "follower_payoff")
+    tau = as_float_array(temperature, "temperature", dtype=dtype)
+    check_shape(tau, "temperature", ndim=0)
+    return soft_response(x @ B, tau)[0]
 
 
 def _qse_value(x, A, B, tau):

@@ -46,6 +46,7 @@ from ._markov import (
 )
 from ._optim import projected_ascent
 from ._validation import (
+    as_key,
     check_count,
     check_policy,
 )
@@ -257,9 +258,12 @@ def offline_pessimistic_leader(
         num_restarts, num_iterations: planner restarts / ascent iterations (static).
         newton_iterations: static MLE Newton iterations.
 
+    Inputs are validated when concrete; traced inputs are not.
+
     Returns:
         :class:`OfflineLearningResult`.
     """
+    key = as_key(key)
     _check_radius(radius)
     _check_regularization(regularization)
     _check_dataset(game, dataset)
@@ -392,9 +396,12 @@ def online_optimistic_leader(
         num_restarts, num_iterations: planner restarts / ascent iterations per episode (static).
         newton_iterations: static MLE Newton iterations per episode.
 
+    Inputs are validated when concrete; traced inputs are not.
+
     Returns:
         :class:`OnlineLearningResult`.
     """
+    key = as_key(key)
     check_count(num_episodes, "num_episodes")
     _check_radius(radius)
     _check_regularization(regularization)

@@ -31,8 +31,30 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ._validation import check_positive, check_probability, is_concrete
 
 __all__ = ["forward_flow", "soft_backward", "soft_response"]
+
+
+def _check_temperature(temperature) -> None:
+    """A concrete ``temperature`` is finite and ``>= 0``."""
+    check_positive(
+        temperature,
+        "temperature",
+        allow_zero=True,
+        fix="Fix: pass a temperature >= 0 (0 gives the exact best response).",
+    )
+
+
+def _check_no_nan(x, name: str) -> None:
+    """A concrete ``x`` holds no NaN (infinite entries are allowed: ``-inf`` masks actions)."""
+    if is_concrete(x) and bool(np.any(np.isnan(np.asarray(x)))):
+        raise ValueError(
+            f"`{name}` must not contain NaN, got NaN entries. Fix: replace the NaN entries of "
+            f"`{name}` (use -inf to exclude an action)."
+        )
 
 
 def soft_response(
@@ -40,9 +62,11 @@ def soft_response(
 ) -> tuple[jax.Array, jax.Array]:
     r"""Soft (logit) response to action values ``q`` and its soft value.
 
+    Inputs are validated when concrete; traced inputs are not.
+
     Args:
       q: ``[..., A]`` action values (rewards: larger is better); ``axis`` selects the action
-        axis.
+        axis. No NaN.
       temperature: [] ``tau >= 0`` (may be traced); 0 gives the exact best response.
       axis: the action axis of ``q``.
 
@@ -50,8 +74,21 @@ def soft_response(
       ``(policy, value)``: ``policy`` of ``q``'s shape summing to 1 along ``axis``;
       ``value`` with ``axis`` removed, ``tau logsumexp(q / tau)`` (``max q`` at ``tau = 0``).
       Differentiable in ``q`` and, for ``tau > 0``, in ``tau``.
+
+    Raises:
+      ValueError: if a concrete ``q`` has NaN entries or a concrete ``temperature`` is
+        negative or not finite.
     """
+    _check_no_nan(q, "q")
+    _check_temperature(temperature)
+    return _soft_response(q, temperature, axis)
+
+
+def _soft_response(q, temperature, axis: int = -1):
+    """:func:`soft_response` without validation (for internal hot loops)."""
     q = jnp.asarray(q)
+    if not jnp.issubdtype(q.dtype, jnp.floating):  # an integer tau would truncate
+        q = q.astype(jnp.result_type(float))
     tau = jnp.asarray(temperature, q.dtype)
     positive = tau > 0
     safe_tau = jnp.where(positive, tau, jnp.ones_like(tau))
@@ -89,6 +126,8 @@ def soft_backward(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     r"""Entropy-regularized backward induction over a finite horizon (module docstring).
 
+    Inputs are validated when concrete; traced inputs are not.
+
     Args:
       reward: ``[H, S, A]`` rewards ``r_h(s, a)``.
       transition: ``[H, S, A, S]`` kernels ``P_h(s' | s, a)``, or a function ``h -> [S, A, S]``
@@ -97,13 +136,20 @@ def soft_backward(
 
     Returns:
       ``(policy [H, S, A], q [H, S, A], values [H + 1, S])`` with ``values[H] = 0``.
+
+    Raises:
+      ValueError: on inconsistent shapes, kernel rows off the simplex (array kernels), or a
+        negative or non-finite ``temperature``.
     """
     _check_recursion(reward.shape, transition, "reward")
+    if not callable(transition):
+        check_probability(transition, "transition")
+    _check_temperature(temperature)
     horizon, num_states, _ = reward.shape
 
     def backward(v_next, h):
         q = reward[h] + _kernel_at(transition, h) @ v_next
-        policy, v = soft_response(q, temperature)
+        policy, v = _soft_response(q, temperature)
         return v, (policy, q, v)
 
     v_terminal = jnp.zeros((num_states,), reward.dtype)
@@ -114,6 +160,8 @@ def soft_backward(
 def forward_flow(initial: jax.Array, policy: jax.Array, transition: Kernel) -> jax.Array:
     r"""State distributions ``mu_0 .. mu_H`` of an agent following ``policy``.
 
+    Inputs are validated when concrete; traced inputs are not.
+
     Args:
       initial: ``[S]`` ``mu_0``.
       policy: ``[H, S, A]`` ``pi_h(a | s)``.
@@ -121,6 +169,10 @@ def forward_flow(initial: jax.Array, policy: jax.Array, transition: Kernel) -> j
 
     Returns:
       ``[H + 1, S]`` distributions (``flow[0] = initial``).
+
+    Raises:
+      ValueError: on inconsistent shapes, or ``initial``, the rows of ``policy`` or of an
+        array ``transition`` off the simplex.
     """
 
     _check_recursion(policy.shape, transition, "policy")
@@ -129,6 +181,10 @@ def forward_flow(initial: jax.Array, policy: jax.Array, transition: Kernel) -> j
             f"`initial` must have shape [S] = {policy.shape[1:2]} (S from `policy`), got "
             f"{initial.shape}."
         )
+    check_probability(initial, "initial")
+    check_probability(policy, "policy")
+    if not callable(transition):
+        check_probability(transition, "transition")
 
     def forward(mu, h):
         joint = mu[:, None] * policy[h]  # [S, A]

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._validation import as_float_array as as_float_array
+from .._validation import as_key as as_key
 from .._validation import check_finite as check_finite
 from .._validation import check_positive as check_positive
 from .._validation import check_probability as check_probability
@@ -14,6 +15,7 @@ from .._validation import is_concrete as is_concrete
 
 __all__ = [
     "as_float_array",
+    "as_key",
     "check_count",
     "check_index",
     "check_policy",
@@ -49,7 +51,10 @@ def check_index(x, name: str, upper: int) -> None:
 def check_count(x, name: str, low: int = 1) -> int:
     """A Python integer ``>= low`` (bools and floats refused)."""
     if isinstance(x, bool | np.bool_) or not isinstance(x, int | np.integer):
-        raise TypeError(f"`{name}` must be an int >= {low}, got {type(x).__name__} {x!r}.")
+        raise TypeError(
+            f"`{name}` must be an int >= {low}, got {type(x).__name__} {x!r}. "
+            "Fix: pass a whole number."
+        )
     if x < low:
-        raise ValueError(f"`{name}` must be >= {low}, got {x}.")
+        raise ValueError(f"`{name}` must be >= {low}, got {x}. Fix: pass an int >= {low}.")
     return int(x)

@@ -18,7 +18,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from stackjax._validation import check_settings
+from stackjax._validation import as_key, check_settings
 from stackjax.discrete._env import Environment
 
 from ._meta import InnerLoopParams, inner_loop_environment
@@ -98,7 +98,8 @@ def make_train_inner_loop(env: Environment, config: BaselineConfig | None = None
 
     ``leader_return`` is the mean return of the greedy leader over ``num_eval_episodes``
     inner-loop episodes (each with its own Q-learning follower); ``follower_return`` likewise.
-    ``samples`` counts the leader's environment steps, learning phase included.
+    ``samples`` counts the leader's environment steps, learning phase included. ``key`` must be
+    a PRNG key (checked at trace time only: no run-time work under ``jit``/``vmap``).
     """
     config = _config(config)
     _check_environment(env)
@@ -137,6 +138,7 @@ def make_train_inner_loop(env: Environment, config: BaselineConfig | None = None
         return jnp.mean(leader), jnp.mean(follower)
 
     def train(key, params=None):
+        key = as_key(key)
         game = env.params if params is None else params
         mparams = InnerLoopParams(
             game=game,
@@ -171,7 +173,8 @@ def make_train_independent(env: Environment, config: BaselineConfig | None = Non
 
     ``leader_return`` / ``follower_return`` are the exact returns of the two greedy tables;
     ``samples`` counts environment steps. Needs ``A_L == A_F`` and equal observation counts
-    (the two agents share one table layout).
+    (the two agents share one table layout). ``key`` must be a PRNG key (checked at trace
+    time only: no run-time work under ``jit``/``vmap``).
     """
     config = _config(config)
     params = _check_environment(env)
@@ -189,6 +192,7 @@ def make_train_independent(env: Environment, config: BaselineConfig | None = Non
     samples_per_update = config.num_envs * horizon
 
     def train(key, params=None):
+        key = as_key(key)
         game = env.params if params is None else params
         k_init, k_train = jax.random.split(key)
 

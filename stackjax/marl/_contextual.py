@@ -31,7 +31,7 @@ from flax import struct
 
 from stackjax.discrete._env import Environment
 
-from .._validation import check_settings
+from .._validation import as_key, check_settings
 from .._xla_flags import loop_jit
 from ._games import matrix_game
 from ._meta import (
@@ -207,9 +207,12 @@ def pretrain_follower(
 ) -> tuple[jax.Array, jax.Array]:
     """REINFORCE pretraining of the contextual follower against random leader tables.
 
+    ``key``: a PRNG key (consumed). Inputs are validated when concrete; traced inputs are not.
+
     Returns:
       ``(logits [C, O_F, A_F], mean_return [pretrain_iterations])``.
     """
+    key = as_key(key)
     dtype = game.payoffs.dtype
     a_l, a_f = game.num_leader_actions, game.num_follower_actions
     num_obs_l, num_obs_f = game.observation_counts
@@ -316,7 +319,8 @@ def make_train(
     ``(keys, stacked params)`` trains a batch of games in one compiled call. ``metrics`` leaves
     have a leading ``[num_updates]`` axis: ``leader_return`` and ``follower_return`` (exact,
     greedy leader after the update), ``episode_return`` (mean stochastic return of the batch)
-    and ``samples`` (leader environment steps so far, queries included).
+    and ``samples`` (leader environment steps so far, queries included). ``key`` must be a PRNG
+    key; the check runs at trace time only (no run-time work under ``jit``/``vmap``).
     """
     config = ContextualConfig() if config is None else config
     if not isinstance(config, ContextualConfig):
@@ -341,6 +345,7 @@ def make_train(
     samples_per_update = config.num_envs * qenv.horizon
 
     def train(key, params=None):
+        key = as_key(key)
         game = env.params if params is None else params
         k_pre, k_init, k_train = jax.random.split(key, 3)
         if config.follower == "learned":
@@ -434,8 +439,10 @@ def train_contextual(
 ) -> ContextualResult:
     """Train the contextual design on ``env`` and evaluate the greedy leader exactly.
 
-    Games of the same shape and ``config`` share one compiled ``train``.
+    Games of the same shape and ``config`` share one compiled ``train``. ``key``: a PRNG key
+    (consumed). Inputs are validated when concrete; traced inputs are not.
     """
+    key = as_key(key)
     config = ContextualConfig() if config is None else config
     params = _check_environment(env)
     structure = (

@@ -26,7 +26,7 @@ import numpy as np
 from flax import struct
 
 from stackjax.discrete._env import Environment
-from stackjax.discrete._validation import as_float_array, check_finite, check_shape, is_concrete
+from stackjax.discrete._validation import as_float_array, as_key, check_finite, check_shape
 
 __all__ = [
     "GAME_NAMES",
@@ -265,18 +265,18 @@ def random_matrix_game(
     small_memory: bool = False,
     reward_offset: float = 0.0,
 ) -> Environment:
-    """A matrix game with i.i.d. uniform ``[0, 1)`` payoffs (ties have probability zero)."""
+    """A matrix game with i.i.d. uniform ``[0, 1)`` payoffs (ties have probability zero).
+
+    ``key``: a PRNG key (``jax.random.key(seed)``; legacy ``uint32[2]`` keys are wrapped).
+    Inputs are validated when concrete; traced inputs are not.
+    """
     for name, value in (
         ("num_leader_actions", num_leader_actions),
         ("num_follower_actions", num_follower_actions),
     ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2:
             raise ValueError(f"`{name}` must be an int >= 2; got {value!r}. Pass at least 2.")
-    if is_concrete(key) and not jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
-        raise TypeError(
-            f"`key` must be a typed key from jax.random.key; got dtype {jnp.asarray(key).dtype}. "
-            "Pass jax.random.key(seed)."
-        )
+    key = as_key(key)
     payoffs = jax.random.uniform(key, (num_leader_actions, num_follower_actions, 2))
     return matrix_game(
         payoffs,

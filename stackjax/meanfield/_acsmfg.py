@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from .._validation import check_setting
+from .._validation import as_key, check_setting
 from ..discrete._validation import is_concrete
 from ._game import MeanFieldGame, _flow, exploitability, leader_objective, uniform_policy
 from ._solvers import _newton, equilibrium_map, fictitious_play
@@ -144,7 +144,8 @@ def make_train(game: MeanFieldGame, config: ACSMFGConfig):
     ``full_gradient_norm``),
     ``follower_exploitability`` (regularized exploitability of the follower policy against
     its own flow), ``mean_field_error`` (max abs error of the estimate vs. the exact MFE
-    flow), ``samples`` (cumulative).
+    flow), ``samples`` (cumulative). ``key`` must be a PRNG key (checked at trace time only:
+    no run-time work under ``jit``/``vmap``).
     """
     if game.leader_reward_fn is None or game.leader_dim == 0:
         raise ValueError(f"`game` ({game.name}) has no leader; got leader_dim = 0.")
@@ -239,6 +240,7 @@ def make_train(game: MeanFieldGame, config: ACSMFGConfig):
     samples_per_update = m * horizon
 
     def train(key):
+        key = as_key(key)
         init_policy = uniform_policy(game)
         leader = game.leader_init
         exact = fictitious_play(game, leader, num_iterations=100, alpha=0.2).policy

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._validation import as_key
 from ._game import MeanFieldGame, make_mean_field_game
 
 __all__ = [
@@ -576,14 +577,17 @@ def random_linear(
     """Random linear (MFGLib ``Environment.random_linear``): affine rewards and logits in L.
 
     Args:
-      key: JAX key for the four tensors ``p1, p2 [n, n, n]``, ``r1, r2 [n, n]`` uniform in
+      key: PRNG key for the four tensors ``p1, p2 [n, n, n]``, ``r1, r2 [n, n]`` uniform in
         ``[-m, m]`` (ignored when ``tensors`` is given).
       tensors: optional dict ``{"p1", "p2", "r1", "r2"}`` (e.g. MFGLib's, to compare).
     """
     if tensors is None:
         if key is None:
-            raise ValueError("`random_linear` needs a `key` or `tensors`; got neither.")
-        k1, k2, k3, k4 = jax.random.split(key, 4)
+            raise ValueError(
+                "`random_linear` needs a `key` or `tensors`; got neither. Fix: pass "
+                "key=jax.random.key(seed) or the four tensors."
+            )
+        k1, k2, k3, k4 = jax.random.split(as_key(key), 4)
         draw = lambda k, shape: jax.random.uniform(k, shape, minval=-m, maxval=m)  # noqa: E731
         tensors = {
             "p1": draw(k1, (n, n, n)),

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from ..discrete._validation import is_concrete
+from ..discrete._validation import as_key, is_concrete
 from ._game import (
     MeanFieldGame,
     _flow,
@@ -261,7 +261,7 @@ def stackelberg_equilibrium(
 
     Args:
       game: a game with a leader (``leader_reward_fn``).
-      key: consumed for the restarts.
+      key: PRNG key, consumed for the restarts.
       num_restarts: static number of restarts.
       num_steps: static ascent steps per restart.
       learning_rate: ascent step size.
@@ -269,9 +269,12 @@ def stackelberg_equilibrium(
         ``game.temperature == 0``.
       num_newton: Newton steps per rung of the temperature ladder.
 
+    Inputs are validated when concrete; traced inputs are not.
+
     Returns:
       `StackelbergMFGResult`.
     """
+    key = as_key(key)
     if game.leader_reward_fn is None or game.leader_dim == 0:
         raise ValueError(
             f"`game` ({game.name}) has no leader parameters; got leader_dim = {game.leader_dim}. "

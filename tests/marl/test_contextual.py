@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import stackjax.marl as marl
 from stackjax.marl import (
     ContextualConfig,
     deterministic_tables,
@@ -177,3 +178,21 @@ def test_bad_config():
     assert hash(ContextualConfig()) == hash(ContextualConfig())
     big = matrix_game(np.zeros((2, 2, 2)), episode_length=2, memory=True)
     make_train(big, ContextualConfig(queries=(0, 1, 2)))  # a partial query set is allowed
+
+
+_HERO = iterated_matrix_game("hero")
+KEYED = [
+    ("random_matrix_game", lambda k: marl.random_matrix_game(k)),
+    ("pretrain_follower", lambda k: marl.pretrain_follower(k, _HERO.params, 2, (0,), SMALL)),
+    ("train_contextual", lambda k: train_contextual(_HERO, k, SMALL)),
+    ("make_train", lambda k: make_train(_HERO, SMALL)(k)),
+    ("make_train_inner_loop", lambda k: marl.make_train_inner_loop(_HERO)(k)),
+    ("make_train_independent", lambda k: marl.make_train_independent(_HERO)(k)),
+]
+
+
+@pytest.mark.parametrize("bad", [0, None])
+@pytest.mark.parametrize("name, call", KEYED, ids=[c[0] for c in KEYED])
+def test_int_or_none_key_is_refused_naming_it(name, call, bad):
+    with pytest.raises(TypeError, match="`key` must be a JAX PRNG key"):
+        call(bad)

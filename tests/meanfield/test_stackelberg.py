@@ -127,3 +127,16 @@ def test_vector_leader_implicit_gradient_matches_finite_differences():
 def test_oracle_rejects_games_without_leader():
     with pytest.raises(ValueError, match="has no leader parameters"):
         mf.stackelberg_equilibrium(mf.beach_bar(temperature=0.1), jax.random.key(0))
+
+
+KEYED = [
+    ("stackelberg_equilibrium", lambda k: mf.stackelberg_equilibrium(mf.left_right_toll(0.1), k)),
+    ("make_train", lambda k: mf.make_train(mf.left_right_toll(0.3), mf.ACSMFGConfig())(k)),
+    ("random_linear", lambda k: mf.random_linear(k)),
+]
+
+
+@pytest.mark.parametrize("name, call", KEYED, ids=[c[0] for c in KEYED])
+def test_int_key_is_refused_naming_it(name, call):
+    with pytest.raises(TypeError, match="`key` must be a JAX PRNG key"):
+        call(0)

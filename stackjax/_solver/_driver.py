@@ -339,7 +339,9 @@ def solve(
                     loss=float(after[-1]),
                     kept=int(state.best_step),
                 )
-                if checkpoint_dir is not None:
+                # A stopped refinement is not saved (the status is not in the checkpoint):
+                # resuming repeats it from the Adam phase's checkpoint and stops the same way.
+                if checkpoint_dir is not None and not bool(status.diverged):
                     hist = _concat_history(history, chunks)
                     hist["refine_loss"] = np.concatenate(refine_losses)
                     hist["refine_evaluation_loss"] = np.concatenate(refine_scores)

@@ -65,9 +65,10 @@ def test_divergence_returns_the_state_whose_loss_was_last_seen(tiny, quiet):
 
 
 @pytest.mark.slow
-def test_non_finite_gauss_newton_loss_is_reported(quiet):
+def test_non_finite_gauss_newton_loss_is_reported(quiet, tmp_path):
     """A game whose coefficients are NaN away from x0 (finite at x0, so it validates) makes
-    the Gauss-Newton loss non-finite: result code 4, a warning, parameters unchanged."""
+    the Gauss-Newton loss non-finite: result code 4, a warning, parameters unchanged; run again
+    with the same checkpoint directory, it stops the same way."""
     lq = examples.scalar_game()
 
     def coefficients(x, i):
@@ -80,9 +81,10 @@ def test_non_finite_gauss_newton_loss_is_reported(quiet):
     )  # fmt: skip
     config = SolverConfig(gauss_newton=GaussNewtonConfig(steps=2, batch_size=32, cg_iterations=2))
     init, _ = make_train_step(game, config)
-    with pytest.warns(TrainingDivergedWarning, match="Gauss-Newton loss is non-finite"):
-        solution = solve(game, jax.random.key(0), config, **quiet)
-    assert int(solution.status.code) == 4 and bool(solution.diverged)
+    for _ in range(2):
+        with pytest.warns(TrainingDivergedWarning, match="Gauss-Newton loss is non-finite"):
+            solution = solve(game, jax.random.key(0), config, checkpoint_dir=tmp_path, **quiet)
+        assert int(solution.status.code) == 4 and bool(solution.diverged)
     start = init(jax.random.split(jax.random.key(0), 5)[0])
     chex.assert_trees_all_close(solution.state.params, start.params)
 

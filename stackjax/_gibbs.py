@@ -140,7 +140,6 @@ def gibbs_quadratic(
     factor = _cholesky(weight)
     mean = -cho_solve_lower(factor, linear)
     cov = gibbs_covariance(temperature, weight)
-    k = weight.shape[-1]
     value = linear @ mean + 0.5 * temperature * k + entropy_cost(temperature, weight)
     return mean, cov, value
 

@@ -19,6 +19,7 @@ from flax import struct
 from ._game import LQGame
 from ._gibbs import GaussianPolicy
 from ._hamiltonian import check_concept
+from ._validation import check_setting, scalar_setting
 
 __all__ = ["FeedbackGains", "RiccatiSolution", "riccati_reference", "riccati_rhs"]
 
@@ -432,8 +433,6 @@ def riccati_reference(
             f"riccati_reference needs an LQGame (built by make_lq_game), got {type(game).__name__}"
             ". Non-LQ games have no Riccati reference; use the neural solver."
         )
-    from ._validation import check_setting, scalar_setting
-
     check_setting("`num_times`", scalar_setting(num_times), "int", 2)
     check_setting("`max_steps`", scalar_setting(max_steps), "int", 1)
     for name, tol in (("rtol", rtol), ("atol", atol)):

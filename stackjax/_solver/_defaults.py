@@ -120,6 +120,11 @@ def resolve_config(game, config: SolverConfig | None = None) -> SolverConfig:
     evenly over ``layout.num_devices`` is rounded up to a multiple. `solve` and
     `make_train_step` resolve their config first; ``Solution.config`` is the resolved one.
     """
+    if config is not None and not isinstance(config, SolverConfig):
+        raise TypeError(
+            f"`config` must be a SolverConfig or None, got {type(config).__name__}. Fix: pass "
+            "stackjax.SolverConfig(...)."
+        )
     config = SolverConfig() if config is None else config
     d = game.state_dim
     high = d >= HIGH_DIMENSION

@@ -149,11 +149,6 @@ def solve(
       `Solution`.
     """
     key = as_key(key)
-    if config is not None and not isinstance(config, SolverConfig):
-        raise TypeError(
-            f"`config` must be a SolverConfig or None, got {type(config).__name__}. Fix: pass "
-            "stackjax.SolverConfig(...)."
-        )
     if reference is not None and not all(hasattr(reference, a) for a in ("value", "policy")):
         raise TypeError(
             "`reference` must have .value(t, x) and .policy(t, x) (a RiccatiSolution or an exact "

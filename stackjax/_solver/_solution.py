@@ -207,12 +207,7 @@ def divergence_message(status: Status, config: SolverConfig) -> str:
         )
     if code == 1 and bad.size:
         names = ", ".join(f"{PLAYERS[k]} regime {i}" for k, i in bad)
-        what = (
-            f"the residual loss term became non-finite for {names} (the game's values were "
-            "checked, so the likely cause is a pointwise problem that lost well-posedness "
-            "where the networks' curvature is large, docs/math.md §4.5, or a learning rate "
-            "too large)"
-        )
+        what = f"the residual loss term became non-finite for {names}"
     elif code == 2:
         worst = np.unravel_index(np.nanargmax(terms), terms.shape)
         what = (
@@ -228,12 +223,11 @@ def divergence_message(status: Status, config: SolverConfig) -> str:
         )
     else:
         what = RESULT_CODES.get(code, f"result code {code}")
-    if "likely cause" not in what:
-        what += (
-            " (the game's values were checked, so the likely cause is a learning rate too "
-            "large for this game's scale, or lost well-posedness where the networks' curvature "
-            "is large, docs/math.md §4.5)"
-        )
+    what += (  # the game's values are validated before training, so what is left:
+        " (the game's values were checked, so the likely cause is a learning rate too large "
+        "for this game's scale, or lost well-posedness where the networks' curvature is "
+        "large, docs/math.md §4.5)"
+    )
     good = step if code == 2 else max(step - 1, 0)
     rate = config.adam.learning_rate if config.adam.learning_rate is not None else "the default"
     return (

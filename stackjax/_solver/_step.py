@@ -127,11 +127,6 @@ def make_train_step(game, config: SolverConfig | None = None, *, controlled: boo
       config: `SolverConfig` (default settings if ``None``).
       controlled: whether the diffusion is controlled (static); default from the game/config.
     """
-    if config is not None and not isinstance(config, SolverConfig):
-        raise TypeError(
-            f"`config` must be a SolverConfig or None, got {type(config).__name__}. Fix: pass "
-            "stackjax.SolverConfig(...)."
-        )
     config = resolve_config(game, config)
     dtype = float_dtype(game, config)
     game = cast_game(game, dtype)

@@ -93,6 +93,7 @@ def apply() -> bool:
 
 
 #: Level 1: the loops run as fast as at XLA's default 3 and compile faster (docs/performance.md).
+#: Read at call time; a test suite whose loops are short may lower it (tests/conftest.py).
 LOOP_OPTIMIZATION_LEVEL = 1
 
 
@@ -116,25 +117,33 @@ def _top_level() -> bool:
 class _LoopJit:
     """``jax.jit(fun)`` with the loop options at top level, plain ``jax.jit`` inside a trace."""
 
-    def __init__(self, fun, options, jit_kwargs):
+    def __init__(self, fun, jit_kwargs):
         self._plain = jax.jit(fun, **jit_kwargs)
-        self._tuned = jax.jit(fun, compiler_options=options, **jit_kwargs)
+        self._fun, self._jit_kwargs, self._tuned = fun, jit_kwargs, {}
         functools.update_wrapper(self, fun)
 
+    def _program(self):
+        options = loop_compiler_options() if _top_level() else None
+        if options is None:
+            return self._plain
+        level = options["xla_backend_optimization_level"]
+        if level not in self._tuned:  # one jitted function (and compilation cache) per level
+            self._tuned[level] = jax.jit(self._fun, compiler_options=options, **self._jit_kwargs)
+        return self._tuned[level]
+
     def __call__(self, *args, **kwargs):
-        return (self._tuned if _top_level() else self._plain)(*args, **kwargs)
+        return self._program()(*args, **kwargs)
 
     def __getattr__(self, name):  # lower, trace, _cache_size, ...: the top-level program's
-        if name in ("_plain", "_tuned"):  # not yet set (copying): no recursion
+        if name in ("_plain", "_fun", "_jit_kwargs", "_tuned"):  # not yet set (copying)
             raise AttributeError(name)
-        return getattr(self._tuned, name)
+        return getattr(self._program(), name)
 
 
 def loop_jit(fun=None, **jit_kwargs):
     """`jax.jit` for long-running loops (decorator or call, as ``jax.jit``); see module doc."""
     if fun is None:
         return functools.partial(loop_jit, **jit_kwargs)
-    options = loop_compiler_options()
-    if options is None:
+    if loop_compiler_options() is None:
         return jax.jit(fun, **jit_kwargs)
-    return _LoopJit(fun, options, jit_kwargs)
+    return _LoopJit(fun, jit_kwargs)

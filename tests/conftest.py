@@ -25,6 +25,18 @@ except Exception:  # pragma: no cover - older JAX without this option
 
 import pytest  # noqa: E402
 
+from ._loops import long_loops  # noqa: E402  (lowers the loops' level for short runs)
+
+
+@pytest.fixture(autouse=True)
+def _loop_level(request):
+    """Tests marked ``long_loops`` compile `loop_jit` programs at the library's level."""
+    if request.node.get_closest_marker("long_loops") is None:
+        yield
+        return
+    with long_loops():
+        yield
+
 
 @pytest.fixture
 def key():

@@ -114,6 +114,7 @@ def test_registered_example():
 
 
 @pytest.mark.slow
+@pytest.mark.long_loops
 def test_neural_solver_matches_exact_solution():
     game = make_cole_hopf_game(2)
     # 2000 Adam steps without Gauss-Newton: measured side by side, 2.4x less wall time than

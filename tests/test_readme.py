@@ -10,6 +10,7 @@ README = (ROOT / "README.md").read_text()
 
 
 @pytest.mark.slow
+@pytest.mark.long_loops
 def test_readme_python_blocks_run():
     blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
     assert len(blocks) >= 2

@@ -34,6 +34,7 @@ ACCURACY = SolverConfig(
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::stackjax.AccuracyWarning")  # errors ~1e-3: it may warn
+@pytest.mark.long_loops
 @pytest.mark.parametrize(
     "name, concept",
     [("cross_term", "stackelberg"), ("cross_term", "nash"), ("zero_sum", "stackelberg")],

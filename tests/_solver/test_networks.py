@@ -57,6 +57,7 @@ def test_time_scale_has_no_derivative():
 
 
 @pytest.mark.slow
+@pytest.mark.long_loops
 def test_long_horizon_is_solved_to_1e_3():
     """T = 10 (rho T = 40): the default solve reaches a worst relative value error <= 1e-3
     against Riccati (measured 3.2e-4; 9.9e-3 with the plain map)."""

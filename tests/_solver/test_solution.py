@@ -68,6 +68,7 @@ def _solve_recording(game, config=None, **kwargs):
 
 
 @pytest.mark.slow
+@pytest.mark.long_loops
 @pytest.mark.parametrize("name", list(EDGES))
 def test_edge_case_is_solved_to_1e_2_or_flagged(name):
     """Either the worst relative L2 value error and the worst error at (0, x0) against Riccati

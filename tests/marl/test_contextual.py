@@ -20,6 +20,8 @@ from stackjax.marl import (
 from stackjax.marl._meta import context_index, query_environment
 from stackjax.marl._oracle import _state_policy
 
+from .._loops import long_loops
+
 SMALL = ContextualConfig(num_updates=25, num_envs=16)
 GAMES = ("prisoners_dilemma", "hero", "deadlock")
 
@@ -27,13 +29,14 @@ GAMES = ("prisoners_dilemma", "hero", "deadlock")
 @pytest.fixture(scope="module")
 def learned():
     """train_contextual on a few games and seeds: one compiled train (games of equal shape)."""
-    return {
-        name: [
-            train_contextual(iterated_matrix_game(name), jax.random.key(seed), SMALL)
-            for seed in range(2)
-        ]
-        for name in GAMES
-    }
+    with long_loops():
+        return {
+            name: [
+                train_contextual(iterated_matrix_game(name), jax.random.key(seed), SMALL)
+                for seed in range(2)
+            ]
+            for name in GAMES
+        }
 
 
 def best_stationary_follower_returns(env):

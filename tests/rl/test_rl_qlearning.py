@@ -12,11 +12,11 @@ import stackjax as sj
 from stackjax import rl
 from stackjax.examples import cross_term_game, scalar_game
 
+from .._loops import long_loops
 from ._user_env import user_env
 
 
-@pytest.fixture(scope="module")
-def cross_term_runs():
+def _cross_term_runs():
     """Stackelberg and independent (Nash) learners on the cross-term game, 3 rounds of 1500
     episodes at dt = 0.01 (small CI budget; benchmarks/rl.py reports larger budgets)."""
     game = cross_term_game()
@@ -24,13 +24,13 @@ def cross_term_runs():
     out = {}
     for concept in ("stackelberg", "nash"):
         config = rl.Config(num_iterations=3, num_episodes=1500, concept=concept)
-        out[concept] = rl.learn(env, jax.random.key(0), config, verbose=False)
+        with long_loops():
+            out[concept] = rl.learn(env, jax.random.key(0), config, verbose=False)
     refs = {c: sj.riccati_reference(game, num_times=41, concept=c) for c in out}
     return out, refs
 
 
-@pytest.mark.slow
-def test_learned_q_coefficients_match_exact_pre_hamiltonian(cross_term_runs):
+def _check_learned_q_coefficients_match_exact_pre_hamiltonian(cross_term_runs):
     """The last round's q-functions (of a policy pair already near equilibrium) against
     pre_hamiltonian at the Riccati value (y = 2(P x + p), M = 2P): quadratic blocks within 0.05
     (the Euler environment adds dt B^T P B = O(1e-2) to them), linear terms within 10% of their
@@ -53,8 +53,7 @@ def test_learned_q_coefficients_match_exact_pre_hamiltonian(cross_term_runs):
             assert np.max(np.abs(got - rho)) < 0.1 * np.max(np.abs(rho)), (t, i, got, rho)
 
 
-@pytest.mark.slow
-def test_stackelberg_learner_converges_to_riccati_equilibrium(cross_term_runs):
+def _check_stackelberg_learner_converges_to_riccati_equilibrium(cross_term_runs):
     """Relative L2 errors of the policy means (x ~ N(x0, I), t ~ U[0, T], both regimes) <= 0.1
     and of V_{k,i}(0, x0) <= 0.06 (measured 0.03-0.05 and 0.01-0.03 at this budget: the
     statistical floor of one round of 1500 episodes); the Nash equilibrium is > 1 away."""
@@ -67,8 +66,7 @@ def test_stackelberg_learner_converges_to_riccati_equilibrium(cross_term_runs):
     assert np.all(np.asarray(gap["mean_leader"]) > 1.0)
 
 
-@pytest.mark.slow
-def test_independent_learners_find_nash_not_stackelberg(cross_term_runs):
+def _check_independent_learners_find_nash_not_stackelberg(cross_term_runs):
     runs, refs = cross_term_runs
     to_nash = sj.evaluate(runs["nash"], refs["nash"], jax.random.key(1), num_points=512)
     to_stack = sj.evaluate(runs["nash"], refs["stackelberg"], jax.random.key(1), num_points=512)
@@ -77,8 +75,7 @@ def test_independent_learners_find_nash_not_stackelberg(cross_term_runs):
     assert np.all(np.asarray(to_stack["mean_leader"]) > 0.8)
 
 
-@pytest.mark.slow
-def test_result_plugs_into_monte_carlo_cost(cross_term_runs):
+def _check_result_plugs_into_monte_carlo_cost(cross_term_runs):
     """The learned Stackelberg policy played in the true model costs the leader within 5% of
     the equilibrium value (4 standard errors of Monte Carlo on top)."""
     runs, refs = cross_term_runs
@@ -88,6 +85,17 @@ def test_result_plugs_into_monte_carlo_cost(cross_term_runs):
     )
     value = refs["stackelberg"].value(0.0, game.x0)[:, 0]
     assert abs(float(mean[0] - value[0])) < 0.05 * abs(float(value[0])) + 4 * float(se[0])
+
+
+@pytest.mark.slow
+def test_cross_term_learners_against_riccati():
+    """One test (not four sharing a fixture): under pytest-xdist a shared fixture is trained
+    once per worker, and these two trainings are the file's main cost."""
+    runs = _cross_term_runs()
+    _check_learned_q_coefficients_match_exact_pre_hamiltonian(runs)
+    _check_stackelberg_learner_converges_to_riccati_equilibrium(runs)
+    _check_independent_learners_find_nash_not_stackelberg(runs)
+    _check_result_plugs_into_monte_carlo_cost(runs)
 
 
 @pytest.mark.slow

@@ -27,6 +27,17 @@ import pytest  # noqa: E402
 
 from ._loops import long_loops  # noqa: E402  (lowers the loops' level for short runs)
 
+#: Modules whose tests each run a whole program (a notebook kernel, a benchmark script, the CLI's
+#: main job, README's blocks): 20-55 s per test.
+_WHOLE_PROGRAMS = ("test_benchmarks.py", "test_notebook", "test_cli.py", "test_readme.py")
+
+
+def pytest_collection_modifyitems(items):
+    """Longest first: the modules of `_WHOLE_PROGRAMS` run before the others (each module's
+    tests stay together and in order), so that under ``pytest -n 2`` the run does not end on
+    one worker finishing a long test while the other idles."""
+    items.sort(key=lambda item: not any(name in item.nodeid for name in _WHOLE_PROGRAMS))
+
 
 @pytest.fixture(autouse=True)
 def _loop_level(request):

@@ -211,39 +211,12 @@ def sde_env(
     if initial_regime is not None and not 0 <= int(initial_regime) < m:
         raise ValueError(f"`initial_regime` must be None or in [0, {m - 1}], got {initial_regime}.")
     num_steps = int(round(steps))
-    dtype = game.initial_state.dtype
-    x0 = game.initial_state
-    h = jnp.asarray(horizon / num_steps, dtype)
-
-    def reset(key):
-        x_key, i_key, c_key = jax.random.split(key, 3)
-        x = x0 + initial_scale * jax.random.normal(x_key, x0.shape, dtype)
-        if initial_regime is None:
-            i = jax.random.randint(i_key, (), 0, m, jnp.int32)
-        else:
-            i = jnp.asarray(initial_regime, jnp.int32)
-        state = SDEState(
-            step_index=jnp.zeros((), jnp.int32), x=x, regime=i,
-            clock=holding_time(c_key, game, i, dtype),
-        )  # fmt: skip
-        return state, Observation(jnp.zeros((), dtype), x, i)
-
-    def step(key, state, leader_action, follower_action):
-        def substep(x, i, length, k):
-            coef = game.coefficients(x, i)
-            dw = jnp.sqrt(length) * jax.random.normal(k, (coef.c.shape[0],), dtype)
-            x_new = euler_maruyama(coef, x, leader_action, follower_action, length, dw)
-            return x_new, coef.running_cost(leader_action, follower_action) * length
-
-        x, j, clock, cost = switching_step(
-            game, substep, state.x, state.regime, state.clock, h, key
-        )
-        n = state.step_index + 1
-        done = n >= num_steps
-        cost = cost + jnp.where(done, game.terminal_cost(x, j), 0.0)
-        new = SDEState(step_index=n, x=x, regime=j, clock=clock)
-        return new, Observation(n * h, x, j), cost, done
-
+    h = jnp.asarray(horizon / num_steps, game.initial_state.dtype)
+    regime = None if initial_regime is None else jnp.asarray(initial_regime, jnp.int32)
+    # `Partial`s, not closures: pytrees whose leaves are the game's arrays, so that learners
+    # reuse one compiled program for every game of the same structure (rl.learn).
+    reset = jax.tree_util.Partial(_sde_reset, game, jnp.asarray(initial_scale, h.dtype), regime)
+    step = jax.tree_util.Partial(_sde_step, game, h, jnp.asarray(num_steps, jnp.int32))
     lam = np.asarray(game.temperatures, float)
     return Environment(
         reset=reset, step=step, horizon=horizon, dt=horizon / num_steps,
@@ -251,3 +224,38 @@ def sde_env(
         follower_dim=int(game.follower_dim), num_regimes=m,
         temperatures=(float(lam[0]), float(lam[1])),
     )  # fmt: skip
+
+
+def _sde_reset(game, initial_scale, initial_regime, key):
+    """`sde_env`'s reset: ``x_0 = x0 + initial_scale N(0, I)``, a uniform or fixed regime."""
+    x0 = game.initial_state
+    dtype = x0.dtype
+    x_key, i_key, c_key = jax.random.split(key, 3)
+    x = x0 + initial_scale * jax.random.normal(x_key, x0.shape, dtype)
+    if initial_regime is None:
+        i = jax.random.randint(i_key, (), 0, game.num_regimes, jnp.int32)
+    else:
+        i = initial_regime
+    state = SDEState(
+        step_index=jnp.zeros((), jnp.int32), x=x, regime=i,
+        clock=holding_time(c_key, game, i, dtype),
+    )  # fmt: skip
+    return state, Observation(jnp.zeros((), dtype), x, i)
+
+
+def _sde_step(game, h, num_steps, key, state, leader_action, follower_action):
+    """`sde_env`'s step: Euler-Maruyama over ``h`` with exact regime switching."""
+    dtype = state.x.dtype
+
+    def substep(x, i, length, k):
+        coef = game.coefficients(x, i)
+        dw = jnp.sqrt(length) * jax.random.normal(k, (coef.c.shape[0],), dtype)
+        x_new = euler_maruyama(coef, x, leader_action, follower_action, length, dw)
+        return x_new, coef.running_cost(leader_action, follower_action) * length
+
+    x, j, clock, cost = switching_step(game, substep, state.x, state.regime, state.clock, h, key)
+    n = state.step_index + 1
+    done = n >= num_steps
+    cost = cost + jnp.where(done, game.terminal_cost(x, j), 0.0)
+    new = SDEState(step_index=n, x=x, regime=j, clock=clock)
+    return new, Observation(n * h, x, j), cost, done

@@ -18,10 +18,12 @@ the learned coefficients: the follower's Gibbs reaction and the leader's mean ag
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from .. import GaussianPolicy, PreHamiltonian, pointwise_equilibrium
@@ -215,10 +217,20 @@ def make_train(
       coefficients violated well-posedness), ``temperatures`` [2], ``samples`` (environment
       steps so far). ``jax.jit(jax.vmap(train))(keys)`` runs seeds in parallel.
     """
+    config = _check_config(config)
+    check_environment(env)
+    return _make_train(env, config, callback, initial_policy)
+
+
+def _check_config(config):
     config = Config() if config is None else config
     if not isinstance(config, Config):
         raise TypeError(f"`config` must be a stackjax.rl.Config, got {type(config).__name__}.")
-    check_environment(env)
+    return config
+
+
+def _make_train(env, config, callback, initial_policy):
+    """`make_train` without the checks (``env.temperatures`` may be traced)."""
     N, dt, T = env.num_steps, env.dt, env.horizon
     m, d, k1, k2 = env.num_regimes, env.state_dim, env.leader_dim, env.follower_dim
     K = k1 + k2
@@ -409,6 +421,13 @@ def _print_progress(r, metrics):
     )
 
 
+@functools.partial(loop_jit, static_argnames=("static", "config", "callback"))
+def _train_program(dynamic, key, *, static, config, callback):
+    reset, step, temperatures = dynamic
+    env = static._replace(reset=reset, step=step, temperatures=temperatures)
+    return _make_train(env, config, callback, None)(key)
+
+
 def learn(
     env: Environment, key: jax.Array, config: Config | None = None, *, verbose: bool = True
 ) -> RLResult:
@@ -424,7 +443,18 @@ def learn(
       An `RLResult`.
     """
     key = as_key(key)
-    config = Config() if config is None else config
-    train = make_train(env, config, callback=_print_progress if verbose else None)
-    state, metrics = loop_jit(train)(key)
+    config = _check_config(config)
+    check_environment(env)
+    callback = _print_progress if verbose else None
+    functions = (env.reset, env.step)
+    if all(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in jax.tree.leaves(functions)):
+        # reset/step are pytrees of arrays (`sde_env`'s Partials): one compiled program for
+        # every environment of the same structure, whatever its coefficients and temperatures.
+        static = env._replace(reset=None, step=None, temperatures=None)
+        dynamic = (*functions, jnp.asarray(env.temperatures))
+        state, metrics = _train_program(
+            dynamic, key, static=static, config=config, callback=callback
+        )
+    else:  # closures: compiled per call
+        state, metrics = loop_jit(_make_train(env, config, callback, None))(key)
     return result_from(state, metrics, env, config)

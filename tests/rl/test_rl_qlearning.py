@@ -118,6 +118,24 @@ def test_same_key_same_result_vmap_matches_loop_and_compiles_once():
     assert batched[1]["q_params"].shape[:2] == (2, 2)  # [seeds, num_iterations, ...]
 
 
+@pytest.mark.slow
+def test_learn_reuses_its_program_across_games_of_one_structure():
+    """`sde_env` environments of games with other coefficients and temperatures (same shapes)
+    share `learn`'s compiled program, and its result equals `make_train`'s own program."""
+    from stackjax.rl._qlearning import _train_program
+
+    config = rl.Config(num_iterations=2, num_episodes=48, value_basis=3, q_basis=2)
+    first = rl.sde_env(cross_term_game(), 0.05)
+    other = rl.sde_env(cross_term_game(lam=(0.0, 0.2)), 0.05)
+    rl.learn(first, jax.random.key(0), config, verbose=False)
+    compiled = _train_program._cache_size()
+    result = rl.learn(other, jax.random.key(0), config, verbose=False)
+    assert _train_program._cache_size() == compiled
+    state, _ = jax.jit(rl.make_train(other, config))(jax.random.key(0))
+    np.testing.assert_allclose(result.q_params, state.q_params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(result.temperatures, [0.0, 0.2])
+
+
 def test_config_and_input_errors():
     with pytest.raises(ValueError, match="Config.num_episodes must be >= 1"):
         rl.Config(num_episodes=0)

@@ -26,7 +26,9 @@ The flags only concern the CPU backend; GPU and TPU executables are unaffected.
 `loop_jit` compiles the programs that iterate thousands of times (training chunks, refinements,
 learners' training loops) optimised (LLVM level 1) even when ``XLA_FLAGS`` lowers
 ``xla_backend_optimization_level`` to cut compile time (the test suite does): their run time, not
-their compile time, dominates. Without such a flag it is `jax.jit` unchanged.
+their compile time, dominates. Without such a flag it is `jax.jit` unchanged. A test suite whose
+loops are short may choose their level with ``STACKJAX_LOOP_OPTIMIZATION_LEVEL`` (0-3) or by
+setting `LOOP_OPTIMIZATION_LEVEL` (read at call time).
 """
 
 from __future__ import annotations
@@ -92,9 +94,19 @@ def apply() -> bool:
     return in_effect
 
 
+def _loop_level_from_environment() -> int:
+    text = os.environ.get("STACKJAX_LOOP_OPTIMIZATION_LEVEL", "1")
+    if text not in ("0", "1", "2", "3"):
+        raise ValueError(
+            f"STACKJAX_LOOP_OPTIMIZATION_LEVEL must be 0, 1, 2 or 3, got {text!r}. Fix: unset it "
+            "(level 1) or choose one of these."
+        )
+    return int(text)
+
+
 #: Level 1: the loops run as fast as at XLA's default 3 and compile faster (docs/performance.md).
-#: Read at call time; a test suite whose loops are short may lower it (tests/conftest.py).
-LOOP_OPTIMIZATION_LEVEL = 1
+#: Read at call time; a test suite whose loops are short may lower it (tests/_loops.py).
+LOOP_OPTIMIZATION_LEVEL = _loop_level_from_environment()
 
 
 def loop_compiler_options() -> dict[str, int] | None:

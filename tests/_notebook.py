@@ -1,16 +1,20 @@
 """Runs a notebook of notebooks/ headless and returns what it printed and drew."""
 
+import os
 import pathlib
 
 import pytest
 
+LEVEL_VARIABLE = "STACKJAX_LOOP_OPTIMIZATION_LEVEL"
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def run_notebook(name: str, timeout: int, small: bool = True):
+def run_notebook(name: str, timeout: int, small: bool = True, loop_level: int | None = None):
     """Executes ``notebooks/<name>``; fails on any error output.
 
     With ``small``, the notebook's second cell must set ``SMALL = True`` (the CI-sized setting).
+    ``loop_level``: the kernel's ``STACKJAX_LOOP_OPTIMIZATION_LEVEL`` (0 for notebooks whose
+    training loops are short in the small setting: tests/_loops.py).
 
     Returns:
       ``(outputs, images, text)``: every code-cell output, the PNG outputs, and the printed text.
@@ -22,7 +26,16 @@ def run_notebook(name: str, timeout: int, small: bool = True):
         assert "SMALL = True" in nb.cells[1].source
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOKS)}})  # fmt: skip
-    client.execute()
+    saved = os.environ.get(LEVEL_VARIABLE)
+    if loop_level is not None:
+        os.environ[LEVEL_VARIABLE] = str(loop_level)  # the kernel inherits the environment
+    try:
+        client.execute()
+    finally:
+        if saved is None:
+            os.environ.pop(LEVEL_VARIABLE, None)
+        else:
+            os.environ[LEVEL_VARIABLE] = saved
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]

@@ -19,8 +19,12 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 
 
-def _run(script: str, out: pathlib.Path, *extra: str) -> str:
+def _run(script: str, out: pathlib.Path, *extra: str, short_loops: bool = False) -> str:
+    """Runs ``script --quick``; ``short_loops``: its loops run a few steps, so they are compiled
+    at LLVM level 0 like the rest (tests/_loops.py)."""
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    if short_loops:
+        env["STACKJAX_LOOP_OPTIMIZATION_LEVEL"] = "0"
     # The scripts configure JAX themselves; only the tests' compile setting (conftest) is kept.
     env["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
     proc = subprocess.run(
@@ -73,7 +77,7 @@ def test_discrete_qse_quick_agrees_with_scipy(tmp_path):
 def test_dimension_quick_exact_operator_matches_hessian_reference(tmp_path):
     """All three second-order modes run; the default exact operator's residuals equal the
     ``jax.hessian`` reference on the same batch (float32 round-off), the sketch's are close."""
-    _run("dimension.py", tmp_path)
+    _run("dimension.py", tmp_path, short_loops=True)
     all_records = _records(tmp_path / "dimension.json")
     records = {r["mode"]: r for r in all_records if r.get("kind") != "gauss_newton"}
     assert set(records) == {"hessian", "hvp", "hutchinson"}, records
@@ -130,7 +134,7 @@ def test_finite_difference_quick_grid_converges_to_riccati(tmp_path):
 def test_deepxde_compare_quick_poses_the_same_system(tmp_path):
     """DeepXDE's residual (torch) reproduces stackjax's at the Riccati value and with copied
     weights (when the bench extra is installed, as in CI); both JAX trainings run and learn."""
-    _run("baselines/deepxde_compare.py", tmp_path)
+    _run("baselines/deepxde_compare.py", tmp_path, short_loops=True)
     (rec,) = _records(tmp_path / "deepxde_compare.json")
     if rec["deepxde"]:
         check = rec["check"]
@@ -199,7 +203,7 @@ def test_report_rewrites_the_design_section_on_every_merge():
 def test_marl_quick_contextual_reaches_exact_values(tmp_path):
     """Contextual design reaches the enumerated Stackelberg value on every quick game and seed;
     the jitted pipeline outruns the NumPy loop of the same pipeline."""
-    _run("marl.py", tmp_path)
+    _run("marl.py", tmp_path, short_loops=True)
     (rec,) = _records(tmp_path / "marl.json")
     assert all(all(row) for row in rec["designs"]["contextual"]["success"]), rec["designs"]
     assert rec["targets"][0] == 6.0  # prisoners' dilemma: the reference repository's threshold

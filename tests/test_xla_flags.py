@@ -79,3 +79,17 @@ def test_refinement_with_mlp_correction_finishes_and_reports_the_true_loss():
     assert abs(before - before_ref) <= 1e-4 * before_ref, (before, before_ref)
     assert abs(after - after_ref) <= 1e-4 * after_ref, (after, after_ref)
     assert after <= before  # a Levenberg-Marquardt step is accepted only if it lowers the loss
+
+
+def test_loop_level_variable_is_read_and_checked(monkeypatch):
+    """``STACKJAX_LOOP_OPTIMIZATION_LEVEL`` sets `loop_jit`'s level; other values are refused
+    naming the variable and the fix."""
+    from stackjax._xla_flags import _loop_level_from_environment
+
+    monkeypatch.delenv("STACKJAX_LOOP_OPTIMIZATION_LEVEL", raising=False)
+    assert _loop_level_from_environment() == 1
+    monkeypatch.setenv("STACKJAX_LOOP_OPTIMIZATION_LEVEL", "0")
+    assert _loop_level_from_environment() == 0
+    monkeypatch.setenv("STACKJAX_LOOP_OPTIMIZATION_LEVEL", "fast")
+    with pytest.raises(ValueError, match="STACKJAX_LOOP_OPTIMIZATION_LEVEL must be 0, 1, 2 or 3"):
+        _loop_level_from_environment()

@@ -94,11 +94,15 @@ def apply() -> bool:
     return in_effect
 
 
+#: Environment variable choosing `loop_jit`'s level (read at import).
+LOOP_LEVEL_VARIABLE = "STACKJAX_LOOP_OPTIMIZATION_LEVEL"
+
+
 def _loop_level_from_environment() -> int:
-    text = os.environ.get("STACKJAX_LOOP_OPTIMIZATION_LEVEL", "1")
+    text = os.environ.get(LOOP_LEVEL_VARIABLE, "1")
     if text not in ("0", "1", "2", "3"):
         raise ValueError(
-            f"STACKJAX_LOOP_OPTIMIZATION_LEVEL must be 0, 1, 2 or 3, got {text!r}. Fix: unset it "
+            f"{LOOP_LEVEL_VARIABLE} must be 0, 1, 2 or 3, got {text!r}. Fix: unset it "
             "(level 1) or choose one of these."
         )
     return int(text)

@@ -12,6 +12,9 @@ from stackjax import _xla_flags
 
 #: Level of the loops in tests not marked ``long_loops``.
 SHORT_LOOP_LEVEL = 0
+#: The library's level (``long_loops``), before this module lowers it for the other tests.
+LIBRARY_LEVEL = _xla_flags.LOOP_OPTIMIZATION_LEVEL
+_xla_flags.LOOP_OPTIMIZATION_LEVEL = SHORT_LOOP_LEVEL
 
 
 @contextlib.contextmanager
@@ -23,7 +26,3 @@ def long_loops():
         yield
     finally:
         _xla_flags.LOOP_OPTIMIZATION_LEVEL = saved
-
-
-LIBRARY_LEVEL = _xla_flags.LOOP_OPTIMIZATION_LEVEL
-_xla_flags.LOOP_OPTIMIZATION_LEVEL = SHORT_LOOP_LEVEL

@@ -1,11 +1,11 @@
 """Runs a notebook of notebooks/ headless and returns what it printed and drew."""
 
-import os
 import pathlib
 
 import pytest
 
-LEVEL_VARIABLE = "STACKJAX_LOOP_OPTIMIZATION_LEVEL"
+from stackjax._xla_flags import LOOP_LEVEL_VARIABLE
+
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
 
 
@@ -13,7 +13,7 @@ def run_notebook(name: str, timeout: int, small: bool = True, loop_level: int | 
     """Executes ``notebooks/<name>``; fails on any error output.
 
     With ``small``, the notebook's second cell must set ``SMALL = True`` (the CI-sized setting).
-    ``loop_level``: the kernel's ``STACKJAX_LOOP_OPTIMIZATION_LEVEL`` (0 for notebooks whose
+    ``loop_level``: the kernel's `LOOP_LEVEL_VARIABLE` (0 for notebooks whose
     training loops are short in the small setting: tests/_loops.py).
 
     Returns:
@@ -26,16 +26,10 @@ def run_notebook(name: str, timeout: int, small: bool = True, loop_level: int | 
         assert "SMALL = True" in nb.cells[1].source
     client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOKS)}})  # fmt: skip
-    saved = os.environ.get(LEVEL_VARIABLE)
-    if loop_level is not None:
-        os.environ[LEVEL_VARIABLE] = str(loop_level)  # the kernel inherits the environment
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        if loop_level is not None:  # the kernel inherits the environment
+            patch.setenv(LOOP_LEVEL_VARIABLE, str(loop_level))
         client.execute()
-    finally:
-        if saved is None:
-            os.environ.pop(LEVEL_VARIABLE, None)
-        else:
-            os.environ[LEVEL_VARIABLE] = saved
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]

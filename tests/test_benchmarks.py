@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+from stackjax._xla_flags import LOOP_LEVEL_VARIABLE
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 
@@ -24,7 +26,7 @@ def _run(script: str, out: pathlib.Path, *extra: str, short_loops: bool = False)
     at LLVM level 0 like the rest (tests/_loops.py)."""
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
     if short_loops:
-        env["STACKJAX_LOOP_OPTIMIZATION_LEVEL"] = "0"
+        env[LOOP_LEVEL_VARIABLE] = "0"
     # The scripts configure JAX themselves; only the tests' compile setting (conftest) is kept.
     env["XLA_FLAGS"] = "--xla_backend_optimization_level=0"
     proc = subprocess.run(

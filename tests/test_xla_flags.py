@@ -84,12 +84,12 @@ def test_refinement_with_mlp_correction_finishes_and_reports_the_true_loss():
 def test_loop_level_variable_is_read_and_checked(monkeypatch):
     """``STACKJAX_LOOP_OPTIMIZATION_LEVEL`` sets `loop_jit`'s level; other values are refused
     naming the variable and the fix."""
-    from stackjax._xla_flags import _loop_level_from_environment
+    from stackjax._xla_flags import LOOP_LEVEL_VARIABLE, _loop_level_from_environment
 
-    monkeypatch.delenv("STACKJAX_LOOP_OPTIMIZATION_LEVEL", raising=False)
+    monkeypatch.delenv(LOOP_LEVEL_VARIABLE, raising=False)
     assert _loop_level_from_environment() == 1
-    monkeypatch.setenv("STACKJAX_LOOP_OPTIMIZATION_LEVEL", "0")
+    monkeypatch.setenv(LOOP_LEVEL_VARIABLE, "0")
     assert _loop_level_from_environment() == 0
-    monkeypatch.setenv("STACKJAX_LOOP_OPTIMIZATION_LEVEL", "fast")
+    monkeypatch.setenv(LOOP_LEVEL_VARIABLE, "fast")
     with pytest.raises(ValueError, match="STACKJAX_LOOP_OPTIMIZATION_LEVEL must be 0, 1, 2 or 3"):
         _loop_level_from_environment()
